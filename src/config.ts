@@ -1,0 +1,254 @@
+// Environment → typed Config: the only module that reads process.env (through loadConfig's argument).
+import { z } from "zod";
+import { parseCidr, type CidrRange } from "./lib/ip.ts";
+
+export type Env = Record<string, string | undefined>;
+
+/** Thrown for any configuration problem; main prints its message as one line and exits 1. */
+export class ConfigError extends Error {}
+
+const MIB = 1024 * 1024;
+
+/** Variables whose presence selects the configured (production) mode. */
+const CONFIGURED_MODE_VARS = [
+  "FMSG_DATA_DIR",
+  "FMSG_API_JWT_SECRET",
+  "DATABASE_URL",
+  "PGHOST",
+  "PGPORT",
+  "PGUSER",
+  "PGPASSWORD",
+  "PGDATABASE",
+  "PGSSLMODE",
+] as const;
+
+const intVar = (name: string, min: number, max: number, dflt: number) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return dflt;
+      if (!/^[0-9]+$/.test(raw.trim())) {
+        ctx.addIssue({ code: "custom", message: `${name} must be a whole number, got "${raw}"` });
+        return z.NEVER;
+      }
+      const n = Number(raw.trim());
+      if (!Number.isSafeInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: "custom", message: `${name} must be between ${min} and ${max}, got "${raw}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const boolVar = (name: string, dflt: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return dflt;
+      const v = raw.trim().toLowerCase();
+      if (["1", "true", "yes", "on"].includes(v)) return true;
+      if (["0", "false", "no", "off"].includes(v)) return false;
+      ctx.addIssue({ code: "custom", message: `${name} must be true or false, got "${raw}"` });
+      return z.NEVER;
+    });
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v === "" ? undefined : v));
+
+const envSchema = z.object({
+  FMSG_API_PORT: intVar("FMSG_API_PORT", 0, 65535, 8000),
+  FMSG_API_TLS_PORT: intVar("FMSG_API_TLS_PORT", 0, 65535, 443),
+  FMSG_API_HOST: z.string().optional().transform((v) => (v ? v : "0.0.0.0")),
+  FMSG_TLS_CERT: optionalString,
+  FMSG_TLS_KEY: optionalString,
+  FMSG_DATA_DIR: optionalString,
+  FMSG_API_JWT_SECRET: z.string().optional(),
+  FMSG_DOMAIN: optionalString,
+  FMSG_ID_URL: optionalString,
+  FMSG_ID_CACHE_SECONDS: intVar("FMSG_ID_CACHE_SECONDS", 0, 86400, 30),
+  FMSG_API_RATE_LIMIT: intVar("FMSG_API_RATE_LIMIT", 1, 1_000_000, 10),
+  FMSG_API_RATE_BURST: intVar("FMSG_API_RATE_BURST", 1, 1_000_000, 20),
+  FMSG_TRUSTED_PROXIES: z.string().optional(),
+  FMSG_API_MAX_DATA_SIZE: intVar("FMSG_API_MAX_DATA_SIZE", 1, 4096, 10),
+  FMSG_API_MAX_ATTACH_SIZE: intVar("FMSG_API_MAX_ATTACH_SIZE", 1, 4096, 10),
+  FMSG_API_MAX_MSG_SIZE: intVar("FMSG_API_MAX_MSG_SIZE", 1, 8192, 20),
+  FMSG_API_SHORT_TEXT_SIZE: intVar("FMSG_API_SHORT_TEXT_SIZE", 0, 65536, 768),
+  FMSG_API_EVENT_RETENTION_DAYS: intVar("FMSG_API_EVENT_RETENTION_DAYS", 1, 36500, 30),
+  FMSG_API_METRICS: boolVar("FMSG_API_METRICS", false),
+  FMSG_API_AUTO_MIGRATE: boolVar("FMSG_API_AUTO_MIGRATE", false),
+  FMSG_API_DB_POOL_SIZE: intVar("FMSG_API_DB_POOL_SIZE", 1, 1000, 10),
+  FMSG_API_LOG: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const level = (v ?? "").trim().toLowerCase() || "info";
+      if (level === "info" || level === "off") return level;
+      ctx.addIssue({ code: "custom", message: `FMSG_API_LOG must be info or off, got "${v}"` });
+      return z.NEVER;
+    }),
+  DATABASE_URL: optionalString,
+});
+
+
+export type Config = {
+  mode: "configured" | "embedded";
+  host: string;
+  port: number;
+  tls: { cert: string; key: string; port: number } | null;
+  /** Absolute path of the data directory shared with fmsgd. */
+  dataDir: string;
+  jwtKey: Uint8Array;
+  domain: string | null;
+  /** Base URL of fmsgid, or "builtin". */
+  idUrl: string;
+  idCacheSeconds: number;
+  rateLimit: number;
+  rateBurst: number;
+  trustedProxies: CidrRange[];
+  maxDataBytes: number;
+  maxAttachBytes: number;
+  maxMsgBytes: number;
+  shortTextSize: number;
+  eventRetentionDays: number;
+  metrics: boolean;
+  autoMigrate: boolean;
+  poolSize: number;
+  log: "info" | "off";
+  /** A postgres.js connection URL, or null to let postgres.js read the PG* variables. */
+  databaseUrl: string | null;
+};
+
+/** Decodes FMSG_API_JWT_SECRET: `base64:` prefix means standard base64 key bytes. */
+export function decodeJwtSecret(raw: string): Uint8Array {
+  if (raw.startsWith("base64:")) {
+    const b64 = raw.slice("base64:".length);
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) {
+      throw new ConfigError("FMSG_API_JWT_SECRET: the part after base64: is not valid standard base64");
+    }
+    const bytes = Uint8Array.from(Buffer.from(b64, "base64"));
+    if (bytes.length === 0) throw new ConfigError("FMSG_API_JWT_SECRET must not be empty");
+    return bytes;
+  }
+  if (raw.length === 0) throw new ConfigError("FMSG_API_JWT_SECRET must not be empty");
+  return new TextEncoder().encode(raw);
+}
+
+function parseTrustedProxies(raw: string | undefined): CidrRange[] {
+  if (!raw || raw.trim() === "") return [];
+  return raw.split(",").map((entry) => {
+    const range = parseCidr(entry);
+    if (!range) throw new ConfigError(`FMSG_TRUSTED_PROXIES: "${entry.trim()}" is not an IP address or CIDR range`);
+    return range;
+  });
+}
+
+export function configuredModeSelected(env: Env): boolean {
+  return CONFIGURED_MODE_VARS.some((name) => env[name] !== undefined && env[name] !== "");
+}
+
+/**
+ * Parses the environment once. Embedded defaults (API.md §12) are filled in by the caller
+ * through `embedded` when no configured-mode variable is set.
+ */
+export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: string }): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue?.path[0] ?? "configuration");
+    const message = issue?.message ?? "invalid";
+    throw new ConfigError(message.includes(name) ? message : `${name}: ${message}`);
+  }
+  const e = parsed.data;
+  const mode = configuredModeSelected(env) ? "configured" : "embedded";
+  if (mode === "embedded" && !embedded) {
+    throw new ConfigError("internal: embedded mode needs its generated defaults");
+  }
+
+  let dataDir: string;
+  let jwtSecret: string;
+  let idUrl: string;
+  if (mode === "configured") {
+    if (!e.FMSG_DATA_DIR) throw new ConfigError("FMSG_DATA_DIR is required");
+    if (e.FMSG_API_JWT_SECRET === undefined) throw new ConfigError("FMSG_API_JWT_SECRET is required");
+    if (!e.FMSG_ID_URL) throw new ConfigError('FMSG_ID_URL is required (the fmsgid base URL, or "builtin")');
+    dataDir = e.FMSG_DATA_DIR;
+    jwtSecret = e.FMSG_API_JWT_SECRET;
+    idUrl = e.FMSG_ID_URL;
+  } else {
+    dataDir = embedded!.dataDir;
+    jwtSecret = embedded!.jwtSecret;
+    idUrl = e.FMSG_ID_URL ?? "builtin";
+  }
+  if (idUrl !== "builtin") {
+    let u: URL;
+    try {
+      u = new URL(idUrl);
+    } catch {
+      throw new ConfigError(`FMSG_ID_URL must be an http(s) URL or "builtin", got "${idUrl}"`);
+    }
+    if (u.protocol !== "http:" && u.protocol !== "https:") {
+      throw new ConfigError(`FMSG_ID_URL must be an http(s) URL or "builtin", got "${idUrl}"`);
+    }
+    idUrl = idUrl.replace(/\/+$/, "");
+  }
+  if (!dataDir.startsWith("/")) dataDir = `${process.cwd()}/${dataDir}`;
+  dataDir = dataDir.replace(/\/+$/, "") || "/";
+
+  if (Boolean(e.FMSG_TLS_CERT) !== Boolean(e.FMSG_TLS_KEY)) {
+    throw new ConfigError(
+      e.FMSG_TLS_CERT ? "FMSG_TLS_KEY is required when FMSG_TLS_CERT is set" : "FMSG_TLS_CERT is required when FMSG_TLS_KEY is set",
+    );
+  }
+  if (e.FMSG_API_MAX_DATA_SIZE > e.FMSG_API_MAX_MSG_SIZE) {
+    throw new ConfigError("FMSG_API_MAX_DATA_SIZE must not exceed FMSG_API_MAX_MSG_SIZE");
+  }
+  if (e.FMSG_API_RATE_BURST < e.FMSG_API_RATE_LIMIT) {
+    throw new ConfigError("FMSG_API_RATE_BURST must be at least FMSG_API_RATE_LIMIT");
+  }
+  if (e.FMSG_DOMAIN !== undefined && !/^(localhost|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+)$/.test(e.FMSG_DOMAIN)) {
+    throw new ConfigError(`FMSG_DOMAIN is not a valid domain: "${e.FMSG_DOMAIN}"`);
+  }
+
+  return {
+    mode,
+    host: e.FMSG_API_HOST,
+    port: e.FMSG_API_PORT,
+    tls: e.FMSG_TLS_CERT && e.FMSG_TLS_KEY ? { cert: e.FMSG_TLS_CERT, key: e.FMSG_TLS_KEY, port: e.FMSG_API_TLS_PORT } : null,
+    dataDir,
+    jwtKey: decodeJwtSecret(jwtSecret),
+    domain: e.FMSG_DOMAIN ?? null,
+    idUrl,
+    idCacheSeconds: e.FMSG_ID_CACHE_SECONDS,
+    rateLimit: e.FMSG_API_RATE_LIMIT,
+    rateBurst: e.FMSG_API_RATE_BURST,
+    trustedProxies: parseTrustedProxies(e.FMSG_TRUSTED_PROXIES),
+    maxDataBytes: e.FMSG_API_MAX_DATA_SIZE * MIB,
+    maxAttachBytes: e.FMSG_API_MAX_ATTACH_SIZE * MIB,
+    maxMsgBytes: e.FMSG_API_MAX_MSG_SIZE * MIB,
+    shortTextSize: e.FMSG_API_SHORT_TEXT_SIZE,
+    eventRetentionDays: e.FMSG_API_EVENT_RETENTION_DAYS,
+    metrics: e.FMSG_API_METRICS,
+    autoMigrate: mode === "embedded" ? true : e.FMSG_API_AUTO_MIGRATE,
+    poolSize: e.FMSG_API_DB_POOL_SIZE,
+    log: e.FMSG_API_LOG,
+    databaseUrl: e.DATABASE_URL ?? null,
+  };
+}
+
+/** Reads KEY=VALUE lines of a .env file; existing variables win. */
+export function parseDotEnv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (!m) continue;
+    let value = m[2] ?? "";
+    const quoted = /^(["'])(.*)\1$/.exec(value);
+    if (quoted) value = quoted[2] ?? "";
+    else value = value.replace(/\s+#.*$/, "");
+    out[m[1]!] = value;
+  }
+  return out;
+}

@@ -1,0 +1,53 @@
+// The one error type of the API and the single place that turns any failure into {"error": …}.
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+/** A client-visible failure: its message is the stable error text of API.md. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export const WWW_AUTHENTICATE = 'Bearer realm="fmsg"';
+
+export function unauthorized(reason: string): ApiError {
+  return new ApiError(401, reason, { "WWW-Authenticate": WWW_AUTHENTICATE });
+}
+
+export function errorResponse(c: Context, err: ApiError): Response {
+  for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
+  return c.json({ error: err.message }, err.status);
+}
+
+type Logger = (line: Record<string, unknown>) => void;
+
+/** app.onError: ApiError and framework errors keep their status; anything else is a logged 500. */
+export function makeErrorHandler(log: Logger) {
+  return (err: Error, c: Context): Response => {
+    if (err instanceof ApiError) return errorResponse(c, err);
+    if (err instanceof HTTPException) {
+      const status = err.status as ContentfulStatusCode;
+      const headers: Record<string, string> = {};
+      err.res?.headers.forEach((v, k) => {
+        if (k.toLowerCase() !== "content-type" && k.toLowerCase() !== "content-length") headers[k] = v;
+      });
+      if (status === 401) headers["WWW-Authenticate"] = WWW_AUTHENTICATE;
+      const text = status >= 500 ? "internal server error" : friendlyHttpMessage(status, err.message);
+      return errorResponse(c, new ApiError(status, text, headers));
+    }
+    log({ level: "error", msg: "unhandled error", error: String(err?.stack ?? err), path: c.req.path });
+    return c.json({ error: "internal server error" }, 500);
+  };
+}
+
+function friendlyHttpMessage(status: number, message: string): string {
+  if (status === 400 && /json/i.test(message)) return "malformed JSON in request body";
+  if (status === 413) return "request body too large";
+  return message && message.length < 200 ? message : "bad request";
+}

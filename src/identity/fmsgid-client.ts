@@ -1,0 +1,34 @@
+// HTTP client for fmsgid: GET {base}/fmsgid/{address}; every failure maps to "unavailable" (fail closed).
+import type { IdentityAnswer, IdentityService } from "./identity-service.ts";
+
+export const FMSGID_TIMEOUT_MS = 3000;
+
+export function fmsgidClient(baseUrl: string, timeoutMs = FMSGID_TIMEOUT_MS): IdentityService {
+  return {
+    async lookup(address: string): Promise<IdentityAnswer> {
+      try {
+        const res = await fetch(`${baseUrl}/fmsgid/${encodeURIComponent(address)}`, {
+          signal: AbortSignal.timeout(timeoutMs),
+          headers: { accept: "application/json" },
+          redirect: "manual",
+        });
+        if (res.status === 404) {
+          await res.body?.cancel();
+          return "unknown";
+        }
+        if (res.status !== 200) {
+          await res.body?.cancel();
+          return "unavailable";
+        }
+        const body: unknown = await res.json();
+        if (body === null || typeof body !== "object") return "unavailable";
+        const accepting = (body as Record<string, unknown>).acceptingNew;
+        if (accepting === true) return "accepting";
+        if (accepting === false) return "not_accepting";
+        return "unavailable";
+      } catch {
+        return "unavailable";
+      }
+    },
+  };
+}

@@ -1,0 +1,65 @@
+// HS256 JSON Web Tokens: signing (token command, tests) and strict verification (auth middleware).
+import { createHmac, timingSafeEqual } from "node:crypto";
+
+export const LEEWAY_SECONDS = 10;
+
+export type JwtClaims = { sub?: unknown; exp?: unknown; nbf?: unknown; iat?: unknown; [k: string]: unknown };
+export type VerifyResult = { ok: true; claims: JwtClaims } | { ok: false; reason: string };
+
+const b64url = (buf: Buffer | Uint8Array) => Buffer.from(buf).toString("base64url");
+
+function hmac(key: Uint8Array, data: string): Buffer {
+  return createHmac("sha256", key).update(data).digest();
+}
+
+export function signJwt(claims: JwtClaims, key: Uint8Array, header: Record<string, unknown> = { alg: "HS256", typ: "JWT" }): string {
+  const head = b64url(Buffer.from(JSON.stringify(header)));
+  const body = b64url(Buffer.from(JSON.stringify(claims)));
+  return `${head}.${body}.${b64url(hmac(key, `${head}.${body}`))}`;
+}
+
+function decodeJsonPart(part: string): Record<string, unknown> | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(part)) return null;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(part, "base64url").toString("utf8"));
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+const isTime = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+/** Verifies signature (HS256 only), then exp (required), nbf and iat with a symmetric leeway. */
+export function verifyJwt(token: string, key: Uint8Array, nowSeconds: number): VerifyResult {
+  const parts = token.split(".");
+  if (parts.length !== 3) return { ok: false, reason: "token is malformed" };
+  const [head = "", body = "", sig = ""] = parts;
+  const header = decodeJsonPart(head);
+  const claims = decodeJsonPart(body);
+  if (!header || !claims || !/^[A-Za-z0-9_-]+$/.test(sig)) return { ok: false, reason: "token is malformed" };
+  if (header.alg !== "HS256") return { ok: false, reason: "signing method is invalid" };
+  const expected = hmac(key, `${head}.${body}`);
+  const given = Buffer.from(sig, "base64url");
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    return { ok: false, reason: "signature is invalid" };
+  }
+  if (claims.exp === undefined) return { ok: false, reason: "token has no expiry" };
+  if (!isTime(claims.exp)) return { ok: false, reason: "token is malformed" };
+  if (nowSeconds > claims.exp + LEEWAY_SECONDS) return { ok: false, reason: "token is expired" };
+  if (claims.nbf !== undefined) {
+    if (!isTime(claims.nbf)) return { ok: false, reason: "token is malformed" };
+    if (nowSeconds < claims.nbf - LEEWAY_SECONDS) return { ok: false, reason: "token is not valid yet" };
+  }
+  if (claims.iat !== undefined) {
+    if (!isTime(claims.iat)) return { ok: false, reason: "token is malformed" };
+    if (nowSeconds < claims.iat - LEEWAY_SECONDS) return { ok: false, reason: "token used before issued" };
+  }
+  return { ok: true, claims };
+}
+
+/** Mints a token for `sub`, valid for ttlSeconds (iat a little in the past for skewed clocks). */
+export function mintToken(sub: string, key: Uint8Array, ttlSeconds: number, nowSeconds = Date.now() / 1000): string {
+  const now = Math.floor(nowSeconds);
+  return signJwt({ sub, iat: now - 5, exp: now + ttlSeconds }, key);
+}
