@@ -1,0 +1,18 @@
+-- The API's own objects, all prefixed fmsg_api_ so they never collide with fmsgd's.
+-- Idempotent like 001_fmsgd.sql; applied after it, in the same transaction.
+
+-- Mailbox listings find a user's messages by address, case-insensitively, and
+-- page by message id. With the id second in the index, a page is a short range
+-- scan in id order rather than a sort of everything the address ever received.
+create index if not exists fmsg_api_msg_to_lower_addr_msg_id_idx
+    on msg_to (lower(addr), msg_id);
+create index if not exists fmsg_api_msg_add_to_lower_addr_msg_id_idx
+    on msg_add_to (lower(addr), msg_id);
+create index if not exists fmsg_api_msg_from_lower_id_idx
+    on msg (lower(from_addr), id);
+
+-- One row per schema version (a hash of the sql/ files) ever applied here.
+create table if not exists fmsg_api_schema_version (
+    fingerprint  text         primary key,
+    applied_at   timestamptz  not null default now()
+);
