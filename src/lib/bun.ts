@@ -1,18 +1,18 @@
 // The one place that touches Bun's server object from inside a request (peer address, per-request timeout).
-import type { Context } from "hono";
+import type { Context, Env } from "hono";
 import type { Server } from "bun";
 
 export type BunBindings = { server?: Server<unknown> };
 
 /** The TCP peer's address, or null when the request did not come through Bun.serve. */
-export function peerAddress(c: Context<{ Bindings: BunBindings }>): string | null {
+export function peerAddress<E extends Env & { Bindings: BunBindings }>(c: Context<E>): string | null {
   const server = c.env?.server;
   if (!server || typeof server.requestIP !== "function") return null;
   return server.requestIP(c.req.raw)?.address ?? null;
 }
 
 /** Raises this request's idle timeout (long-polls); the server-wide default stays short. */
-export function extendRequestTimeout(c: Context<{ Bindings: BunBindings }>, seconds: number): void {
+export function extendRequestTimeout<E extends Env & { Bindings: BunBindings }>(c: Context<E>, seconds: number): void {
   const server = c.env?.server;
   if (server && typeof server.timeout === "function") server.timeout(c.req.raw, seconds);
 }

@@ -1,0 +1,76 @@
+// createApp(deps): the one wiring of middleware and routes, shared by the server and the tests.
+import { Hono } from "hono";
+import type { Config } from "./config.ts";
+import type { Sql } from "./db/pool.ts";
+import type { IdentityService } from "./identity/identity-service.ts";
+import type { AppEnv } from "./http/app-env.ts";
+import { requireIdentity } from "./http/auth.ts";
+import { ApiError, makeErrorHandler } from "./http/errors.ts";
+import type { Metrics } from "./http/metrics.ts";
+import { rateLimit, TokenBucketStore } from "./http/rate-limit.ts";
+import { requestLog, type Logger } from "./http/request-log.ts";
+import { healthRoutes } from "./http/routes/health.ts";
+import { messageRoutes } from "./http/routes/messages.ts";
+import { waitRoutes } from "./http/routes/wait.ts";
+import type { MessageDeps } from "./messages/context.ts";
+import type { ListenerStatus } from "./realtime/inbox-listener.ts";
+import type { InboxWaiters } from "./realtime/inbox-waiters.ts";
+
+export type AppDeps = {
+  config: Config;
+  sql: Sql;
+  identity: IdentityService;
+  waiters: InboxWaiters;
+  listener: ListenerStatus;
+  /** Feeds waiters after commits when no LISTEN connection hears the triggers (embedded mode). */
+  announce: (addresses: string[]) => void;
+  log: Logger;
+  metrics: Metrics | null;
+  /** Injected so tests can inspect or reset the limiter. */
+  rateLimitStore?: TokenBucketStore;
+};
+
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const { config } = deps;
+  const messageDeps: MessageDeps = {
+    sql: deps.sql,
+    dataDir: config.dataDir,
+    domain: config.domain,
+    identity: deps.identity,
+    maxDataBytes: config.maxDataBytes,
+    maxAttachBytes: config.maxAttachBytes,
+    maxMsgBytes: config.maxMsgBytes,
+    announce: deps.announce,
+    log: deps.log,
+  };
+
+  // Middleware by access level: health checks are open; everything else is rate-limited, and
+  // /fmsg additionally needs a valid token and identity (API.md §1: limit, then auth, then input).
+  const limited = rateLimit({
+    rate: config.rateLimit,
+    burst: config.rateBurst,
+    trustedProxies: config.trustedProxies,
+    store: deps.rateLimitStore,
+    onLimited: () => deps.metrics?.countRateLimited(),
+  });
+  const authenticated = requireIdentity({ jwtKey: config.jwtKey, identity: deps.identity });
+
+  const app = new Hono<AppEnv>();
+  app.use("*", requestLog(deps.log, deps.metrics));
+  app.route("/", healthRoutes(deps.sql, deps.listener));
+  if (deps.metrics) {
+    const metrics = deps.metrics;
+    app.get("/metrics", (c) => c.text(metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4" }));
+  }
+  app.use("*", limited);
+  app.use("/fmsg", authenticated);
+  app.use("/fmsg/*", authenticated);
+  app.route("/fmsg", waitRoutes(deps.waiters));
+  app.route("/fmsg", messageRoutes(messageDeps));
+
+  app.notFound(() => {
+    throw new ApiError(404, "not found");
+  });
+  app.onError(makeErrorHandler(deps.log));
+  return app;
+}

@@ -1,0 +1,139 @@
+// Writing messages: draft rows, recipients, add-to batches, notify rows, send and delete.
+import type { Sql, Tx } from "./pool.ts";
+
+export type DraftFields = {
+  version: number;
+  pid: number | null;
+  noReply: boolean;
+  important: boolean;
+  from: string;
+  topic: string;
+  type: string;
+  size: number;
+  filepath: string;
+};
+
+export async function nextMessageId(sql: Sql): Promise<number> {
+  const [row] = await sql<{ id: number }[]>`select nextval(pg_get_serial_sequence('msg', 'id')) as id`;
+  return row!.id;
+}
+
+/** psha256 is written as NULL with every pid so fmsgd's trigger recomputes it (DATABASE.md). */
+export async function insertDraft(tx: Tx, id: number, f: DraftFields): Promise<void> {
+  await tx`
+    insert into msg (id, version, pid, no_reply, is_important, is_deflate, time_sent, from_addr,
+                     topic, type, size, filepath, sha256, psha256)
+    values (${id}, ${f.version}, ${f.pid}, ${f.noReply}, ${f.important}, false, null, ${f.from},
+            ${f.topic}, ${f.type}, ${f.size}, ${f.filepath}, null, null)`;
+}
+
+export async function updateDraft(tx: Tx, id: number, f: DraftFields): Promise<void> {
+  await tx`
+    update msg set version = ${f.version}, pid = ${f.pid}, psha256 = null, no_reply = ${f.noReply},
+      is_important = ${f.important}, from_addr = ${f.from}, topic = ${f.topic}, type = ${f.type},
+      size = ${f.size}, filepath = ${f.filepath}
+    where id = ${id} and time_sent is null`;
+}
+
+/** Inserts `to` rows in list order (their serial ids keep the order for readers). */
+export async function insertRecipients(tx: Tx, id: number, addresses: string[]): Promise<void> {
+  if (addresses.length === 0) return;
+  await tx`
+    insert into msg_to (msg_id, addr)
+    select ${id}, x.addr from unnest(${addresses}::varchar[]) with ordinality as x(addr, n) order by x.n`;
+}
+
+export async function deleteRecipients(tx: Tx, id: number): Promise<void> {
+  await tx`delete from msg_to where msg_id = ${id}`;
+}
+
+export async function insertBatch(tx: Tx, id: number, addedBy: string, time: number | null): Promise<number> {
+  const [row] = await tx<{ id: number }[]>`
+    insert into msg_add_to_batch (msg_id, add_to_from, time_added)
+    values (${id}, ${addedBy}, coalesce(${time}::float8, extract(epoch from now())))
+    returning id`;
+  return row!.id;
+}
+
+export async function insertBatchRecipients(tx: Tx, id: number, batchId: number, addresses: string[]): Promise<void> {
+  if (addresses.length === 0) return;
+  await tx`
+    insert into msg_add_to (msg_id, batch_id, addr)
+    select ${id}, ${batchId}, x.addr from unnest(${addresses}::varchar[]) with ordinality as x(addr, n) order by x.n`;
+}
+
+/** A draft's pending batch (at most one: every batch of a draft is pending). */
+export async function pendingBatch(tx: Tx, id: number): Promise<{ id: number; count: number } | null> {
+  const rows = await tx<{ id: number; count: number }[]>`
+    select b.id, (select count(*)::int from msg_add_to a where a.batch_id = b.id) as count
+    from msg_add_to_batch b where b.msg_id = ${id} order by b.id limit 1`;
+  return rows[0] ?? null;
+}
+
+export async function deleteBatches(tx: Tx, id: number): Promise<void> {
+  await tx`delete from msg_add_to where msg_id = ${id}`;
+  await tx`delete from msg_add_to_notify where batch_id in (select id from msg_add_to_batch where msg_id = ${id})`;
+  await tx`delete from msg_add_to_batch where msg_id = ${id}`;
+}
+
+/** Addresses of `candidates` that already are recipients (`to` or add-to) of the message. */
+export async function existingRecipients(tx: Tx, id: number, candidates: string[]): Promise<string[]> {
+  const lowered = candidates.map((a) => a.toLowerCase());
+  const rows = await tx<{ addr: string }[]>`
+    select addr from msg_to where msg_id = ${id} and lower(addr) = any(${lowered}::text[])
+    union all
+    select addr from msg_add_to where msg_id = ${id} and lower(addr) = any(${lowered}::text[])`;
+  return rows.map((r) => r.addr);
+}
+
+export async function deleteDraftRows(tx: Tx, id: number): Promise<void> {
+  await deleteBatches(tx, id);
+  await deleteRecipients(tx, id);
+  await tx`delete from msg_attachment where msg_id = ${id}`;
+  await tx`delete from msg where id = ${id} and time_sent is null`;
+}
+
+/** Marks a draft sent; null when it was not a draft any more (a concurrent send won). */
+export async function markSent(tx: Tx, id: number): Promise<number | null> {
+  const rows = await tx<{ time_sent: number }[]>`
+    update msg set time_sent = extract(epoch from now())
+    where id = ${id} and time_sent is null
+    returning time_sent`;
+  return rows[0]?.time_sent ?? null;
+}
+
+export async function stampBatches(tx: Tx, id: number, time: number): Promise<number[]> {
+  const rows = await tx<{ id: number }[]>`
+    update msg_add_to_batch set time_added = ${time} where msg_id = ${id} returning id`;
+  return rows.map((r) => r.id);
+}
+
+/**
+ * One msg_add_to_notify row per participant domain (the sender's and each `to` address's) that
+ * hosts none of the batch's recipients and is not this host's own domain (DATABASE.md).
+ */
+export async function insertNotifyRows(tx: Tx, id: number, batchId: number, ownDomain: string | null): Promise<void> {
+  await tx`
+    with participants as (
+      select lower(substring(from_addr from '@([^@]+)$')) as domain from msg where id = ${id}
+      union
+      select lower(substring(addr from '@([^@]+)$')) from msg_to where msg_id = ${id}
+    ), batch_domains as (
+      select distinct lower(substring(addr from '@([^@]+)$')) as domain from msg_add_to where batch_id = ${batchId}
+    )
+    insert into msg_add_to_notify (batch_id, domain)
+    select ${batchId}, p.domain from participants p
+    where p.domain is not null
+      and p.domain not in (select domain from batch_domains)
+      and p.domain is distinct from lower(${ownDomain}::text)
+    order by p.domain
+    on conflict (batch_id, domain) do nothing`;
+}
+
+export type AttachmentTotals = { count: number; bytes: number };
+
+export async function attachmentTotals(tx: Tx | Sql, id: number): Promise<AttachmentTotals> {
+  const [row] = await tx<{ count: number; bytes: number }[]>`
+    select count(*)::int as count, coalesce(sum(filesize), 0)::int8 as bytes from msg_attachment where msg_id = ${id}`;
+  return { count: row?.count ?? 0, bytes: row?.bytes ?? 0 };
+}

@@ -1,0 +1,44 @@
+// Recipient rows on this host's own domain that fmsgd will never deliver, and their outcome.
+import type { Sql } from "./pool.ts";
+
+export type PendingLocal = { table: "msg_to" | "msg_add_to"; id: number; msg_id: number; addr: string };
+
+/** Every recipient address of a message (`to` and add-to), for wake-ups. */
+export async function recipientsOf(sql: Sql, msgId: number): Promise<string[]> {
+  const rows = await sql<{ addr: string }[]>`
+    select addr from msg_to where msg_id = ${msgId}
+    union all
+    select addr from msg_add_to where msg_id = ${msgId}`;
+  return rows.map((r) => r.addr);
+}
+
+/**
+ * Undelivered, never-answered recipients on `domain` of messages sent from `domain` (one message, or
+ * all): received mail is fmsgd's business.
+ */
+export async function pendingLocalRecipients(sql: Sql, domain: string, msgId: number | null, limit = 500): Promise<PendingLocal[]> {
+  return sql<PendingLocal[]>`
+    select * from (
+      select 'msg_to' as "table", t.id, t.msg_id, t.addr from msg_to t join msg m on m.id = t.msg_id
+      where m.time_sent is not null and t.time_delivered is null and t.response_code is null
+        and (${msgId}::int8 is null or t.msg_id = ${msgId}::int8)
+        and lower(substring(t.addr from '@([^@]+)$')) = lower(${domain})
+        and lower(substring(m.from_addr from '@([^@]+)$')) = lower(${domain})
+      union all
+      select 'msg_add_to', a.id, a.msg_id, a.addr from msg_add_to a join msg m on m.id = a.msg_id
+      where m.time_sent is not null and a.time_delivered is null and a.response_code is null
+        and (${msgId}::int8 is null or a.msg_id = ${msgId}::int8)
+        and lower(substring(a.addr from '@([^@]+)$')) = lower(${domain})
+        and lower(substring(m.from_addr from '@([^@]+)$')) = lower(${domain})
+    ) pending order by msg_id, id limit ${limit}`;
+}
+
+/** Records the outcome, only if nobody (fmsgd, another API process) recorded one first. */
+export async function recordLocalOutcome(sql: Sql, row: PendingLocal, responseCode: number, delivered: boolean): Promise<void> {
+  const table = sql(row.table);
+  await sql`
+    update ${table} set
+      time_delivered = case when ${delivered} then extract(epoch from now()) else null end,
+      response_code = ${responseCode}
+    where id = ${row.id} and time_delivered is null and response_code is null`;
+}

@@ -1,0 +1,103 @@
+// Reading messages: one message with its recipients, batches and attachments; inbox pages.
+import type { StoredMessage } from "../domain/message-json.ts";
+import type { Sql, Tx } from "./pool.ts";
+
+type Db = Sql | Tx;
+
+export type MessageRow = StoredMessage;
+
+/**
+ * The columns of a message row. Arrays come back as JSON (postgres.js parses json) so a page of
+ * messages costs one round trip; coalesce turns "no rows" into [] rather than null.
+ */
+function messageColumns(sql: Db) {
+  return sql`
+    m.id, m.version, m.pid, m.no_reply, m.is_important, m.is_deflate, m.time_sent, m.from_addr,
+    m.topic, m.type, m.size, m.filepath,
+    coalesce((select json_agg(t.addr order by t.id) from msg_to t where t.msg_id = m.id), '[]'::json) as "to",
+    coalesce((select json_agg(a.addr order by a.batch_id, a.id) from msg_add_to a where a.msg_id = m.id), '[]'::json) as add_to,
+    (select b.add_to_from from msg_add_to_batch b where b.msg_id = m.id order by b.id desc limit 1) as add_to_from,
+    exists (select 1 from msg_add_to_batch b where b.msg_id = m.id) as has_add_to,
+    coalesce((select json_agg(json_build_object(
+        'filename', f.filename, 'size', f.filesize, 'flags', f.flags, 'type', f.type, 'filepath', f.filepath)
+        order by f.position, f.filename)
+      from msg_attachment f where f.msg_id = m.id), '[]'::json) as attachments`;
+}
+
+export async function findMessage(sql: Db, id: number): Promise<MessageRow | null> {
+  const rows = await sql<MessageRow[]>`select ${messageColumns(sql)} from msg m where m.id = ${id}`;
+  return rows[0] ?? null;
+}
+
+/** Owner and draft state of a message, locked for the rest of the transaction (writes decide on it). */
+export type MessageHead = { id: number; from_addr: string; time_sent: number | null; filepath: string };
+
+export async function lockMessage(tx: Tx, id: number): Promise<MessageHead | null> {
+  const rows = await tx<MessageHead[]>`
+    select id, from_addr, time_sent, filepath from msg where id = ${id} for update`;
+  return rows[0] ?? null;
+}
+
+export async function findMessageHead(sql: Db, id: number): Promise<MessageHead | null> {
+  const rows = await sql<MessageHead[]>`select id, from_addr, time_sent, filepath from msg where id = ${id}`;
+  return rows[0] ?? null;
+}
+
+export type Participation = { to: boolean; addTo: boolean };
+
+/** Whether `address` is a `to` or an add-to recipient of message `id` (case-insensitive). */
+export async function participation(sql: Db, id: number, address: string): Promise<Participation> {
+  const [row] = await sql<{ to: boolean; add_to: boolean }[]>`
+    select
+      exists (select 1 from msg_to where msg_id = ${id} and lower(addr) = lower(${address})) as "to",
+      exists (select 1 from msg_add_to where msg_id = ${id} and lower(addr) = lower(${address})) as add_to`;
+  return { to: row?.to ?? false, addTo: row?.add_to ?? false };
+}
+
+export type InboxPage = { limit: number; offset: number; beforeId: number | null };
+
+/**
+ * Sent messages where `address` is a recipient, newest first. Each recipient table is read
+ * backwards along its (lower(addr), msg_id) index, stopping after offset+limit rows, so a page
+ * costs the same however large the inbox is.
+ */
+export async function listInbox(sql: Db, address: string, page: InboxPage): Promise<MessageRow[]> {
+  const take = page.limit + page.offset;
+  const before = page.beforeId ?? Number.MAX_SAFE_INTEGER;
+  return sql<MessageRow[]>`
+    with page as (
+      select id from (
+        (select t.msg_id as id from msg_to t join msg s on s.id = t.msg_id
+          where lower(t.addr) = lower(${address}) and t.msg_id < ${before} and s.time_sent is not null
+          order by t.msg_id desc limit ${take})
+        union
+        (select a.msg_id as id from msg_add_to a join msg s on s.id = a.msg_id
+          where lower(a.addr) = lower(${address}) and a.msg_id < ${before} and s.time_sent is not null
+          order by a.msg_id desc limit ${take})
+      ) ids
+      order by id desc limit ${page.limit} offset ${page.offset}
+    )
+    select ${messageColumns(sql)} from msg m where m.id in (select id from page) order by m.id desc`;
+}
+
+/**
+ * For many waiters at once: per lower-cased address, the highest visible inbox id above that
+ * address's cursor. One query answers every waiter of a wake-up.
+ */
+export async function latestInboxIds(sql: Db, pairs: { addr: string; sinceId: number }[]): Promise<Map<string, number>> {
+  if (pairs.length === 0) return new Map();
+  const addrs = pairs.map((p) => p.addr);
+  const sinces = pairs.map((p) => p.sinceId);
+  const rows = await sql<{ addr: string; id: number | null }[]>`
+    with wanted as (select * from unnest(${addrs}::text[], ${sinces}::int8[]) as w(addr, since_id))
+    select w.addr, greatest(
+      (select max(t.msg_id) from msg_to t join msg s on s.id = t.msg_id
+        where lower(t.addr) = w.addr and t.msg_id > w.since_id and s.time_sent is not null),
+      (select max(a.msg_id) from msg_add_to a join msg s on s.id = a.msg_id
+        where lower(a.addr) = w.addr and a.msg_id > w.since_id and s.time_sent is not null)
+    ) as id
+    from wanted w`;
+  const out = new Map<string, number>();
+  for (const r of rows) if (r.id !== null) out.set(r.addr, r.id);
+  return out;
+}

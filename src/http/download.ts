@@ -1,0 +1,100 @@
+// Serving stored files: safe headers, strong ETag / 304, single byte ranges / 206 / 416, JSON 404s.
+import { stat } from "node:fs/promises";
+import { contentDisposition } from "../domain/filename.ts";
+import { downloadContentType } from "../domain/media-type.ts";
+import { insideReal } from "../storage/data-dir.ts";
+import { ApiError } from "./errors.ts";
+
+export type Download = {
+  dataDir: string;
+  filepath: string;
+  /** The stored media type; served only when it is passive (see downloadContentType). */
+  type: string;
+  filename: string;
+  /** Error text when the file is missing on disk. */
+  missing: string;
+};
+
+type FileInfo = { size: number; etag: string };
+
+/** Size and a strong validator. A replaced draft body is a new inode (rename), so the tag changes. */
+async function fileInfo(path: string): Promise<FileInfo | null> {
+  try {
+    const s = await stat(path, { bigint: true });
+    if (!s.isFile()) return null;
+    return { size: Number(s.size), etag: `"${s.ino.toString(36)}-${s.size.toString(36)}-${s.mtimeNs.toString(36)}"` };
+  } catch {
+    return null;
+  }
+}
+
+/** Real length of a stored file (for parts fmsgd stored decompressed), or null when missing. */
+export async function fileSize(dataDir: string, filepath: string): Promise<number | null> {
+  try {
+    return (await fileInfo(await insideReal(dataDir, filepath)))?.size ?? null;
+  } catch {
+    return null;
+  }
+}
+
+const etagMatches = (header: string, etag: string) =>
+  header.trim() === "*" || header.split(",").some((t) => t.trim() === etag);
+
+type Range = { start: number; end: number } | "unsatisfiable" | null;
+
+/** One `bytes=` range (RFC 9110 §14); several ranges or a malformed header mean "send it all". */
+export function parseRange(header: string | undefined, size: number): Range {
+  if (!header) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return null;
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return "unsatisfiable";
+    return size === 0 ? "unsatisfiable" : { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (m[2] !== "" && Number(m[2]) < start) return null;
+  if (start >= size) return "unsatisfiable";
+  return { start, end };
+}
+
+export async function serveDownload(req: Request, d: Download): Promise<Response> {
+  let path: string;
+  try {
+    path = await insideReal(d.dataDir, d.filepath);
+  } catch {
+    throw new ApiError(404, d.missing); // a row pointing outside FMSG_DATA_DIR is never followed
+  }
+  const info = await fileInfo(path);
+  if (!info) throw new ApiError(404, d.missing);
+
+  const headers = new Headers({
+    "Content-Type": downloadContentType(d.type),
+    "Content-Disposition": contentDisposition(d.filename),
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox",
+    "Cache-Control": "private, no-cache",
+    "Accept-Ranges": "bytes",
+    ETag: info.etag,
+  });
+  const inm = req.headers.get("if-none-match");
+  if (inm !== null && etagMatches(inm, info.etag)) return new Response(null, { status: 304, headers });
+
+  const ifRange = req.headers.get("if-range");
+  const range = ifRange !== null && ifRange.trim() !== info.etag ? null : parseRange(req.headers.get("range") ?? undefined, info.size);
+  const file = Bun.file(path);
+  if (range === "unsatisfiable") {
+    headers.set("Content-Range", `bytes */${info.size}`);
+    headers.set("Content-Type", "application/json");
+    headers.delete("Content-Disposition");
+    return new Response(JSON.stringify({ error: "range not satisfiable" }), { status: 416, headers });
+  }
+  if (range) {
+    headers.set("Content-Range", `bytes ${range.start}-${range.end}/${info.size}`);
+    headers.set("Content-Length", String(range.end - range.start + 1));
+    return new Response(file.slice(range.start, range.end + 1), { status: 206, headers });
+  }
+  headers.set("Content-Length", String(info.size));
+  return new Response(info.size === 0 ? "" : file, { status: 200, headers });
+}

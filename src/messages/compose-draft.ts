@@ -1,0 +1,122 @@
+// Creating and replacing drafts: body file staged beside its place, rows and rename in one transaction.
+import { unlink } from "node:fs/promises";
+import { parseAddress, sameAddress } from "../domain/address.ts";
+import { bodyExtension } from "../domain/media-type.ts";
+import { findMessage, findMessageHead, lockMessage } from "../db/messages.ts";
+import {
+  attachmentTotals,
+  deleteBatches,
+  deleteRecipients,
+  insertBatch,
+  insertBatchRecipients,
+  insertDraft,
+  insertRecipients,
+  nextMessageId,
+  updateDraft,
+  type DraftFields,
+} from "../db/drafts.ts";
+import type { Tx } from "../db/pool.ts";
+import { ApiError } from "../http/errors.ts";
+import type { MessageInput } from "../http/message-input.ts";
+import { removeTree, stageFile, withStagedFiles, type StagedFile } from "../storage/atomic-file.ts";
+import { bodyPath, inside, messageDir } from "../storage/data-dir.ts";
+import { notFound, requireOwnedDraft } from "./access.ts";
+import type { MessageDeps } from "./context.ts";
+
+const DATA_TOO_LARGE = "message data exceeds maximum size";
+const TOTAL_TOO_LARGE = "total message size exceeds limit";
+
+/** Rules both create and update apply before touching any file. */
+async function checkInput(deps: MessageDeps, identity: string, input: MessageInput): Promise<Uint8Array> {
+  if (!sameAddress(input.from, identity)) throw new ApiError(403, "from address must match authenticated user");
+  if (deps.domain !== null && parseAddress(input.from)!.domain.toLowerCase() !== deps.domain.toLowerCase()) {
+    throw new ApiError(403, `from address must be on ${deps.domain}`);
+  }
+  const body = Buffer.from(input.data, "utf8");
+  if (body.byteLength > deps.maxDataBytes) throw new ApiError(413, DATA_TOO_LARGE);
+  if (input.pid !== null) await checkParent(deps, identity, input.pid);
+  return body;
+}
+
+/** A reply's parent must be a sent message the author takes part in; anything else is "not found". */
+async function checkParent(deps: MessageDeps, identity: string, pid: number): Promise<void> {
+  const parent = await findMessage(deps.sql, pid);
+  const visible =
+    parent !== null &&
+    parent.time_sent !== null &&
+    (sameAddress(parent.from_addr, identity) ||
+      parent.to.some((a) => sameAddress(a, identity)) ||
+      parent.add_to.some((a) => sameAddress(a, identity)));
+  if (!visible) throw new ApiError(400, `PID ${pid} not found`);
+}
+
+function draftFields(input: MessageInput, body: StagedFile): DraftFields {
+  return {
+    version: input.version as number,
+    pid: input.pid,
+    noReply: input.no_reply,
+    important: input.important,
+    from: input.from,
+    topic: input.topic,
+    type: input.type,
+    size: body.size,
+    filepath: body.finalPath,
+  };
+}
+
+async function writeRecipients(tx: Tx, id: number, input: MessageInput): Promise<void> {
+  await insertRecipients(tx, id, input.to);
+  if (input.add_to.length > 0) {
+    // The pending batch of a draft: stamped with the send time when the draft is sent.
+    const batch = await insertBatch(tx, id, input.from, null);
+    await insertBatchRecipients(tx, id, batch, input.add_to);
+  }
+}
+
+export async function createDraft(deps: MessageDeps, identity: string, input: MessageInput): Promise<number> {
+  const bytes = await checkInput(deps, identity, input);
+  const id = await nextMessageId(deps.sql);
+  const dir = messageDir(deps.dataDir, parseAddress(input.from)!, id);
+  try {
+    const body = await stageFile(bodyPath(dir, bodyExtension(input.type)), bytes);
+    await withStagedFiles([body], (placeFiles) =>
+      deps.sql.begin(async (tx) => {
+        await insertDraft(tx, id, draftFields(input, body));
+        await writeRecipients(tx, id, input);
+        await placeFiles();
+      }),
+    );
+  } catch (err) {
+    await removeTree(dir); // the id is fresh, so the folder holds nothing but this attempt
+    throw err;
+  }
+  return id;
+}
+
+const UPDATE_TEXTS = { notOwner: "only the owner may update a message", sent: "sent messages are immutable" };
+
+export async function replaceDraft(deps: MessageDeps, identity: string, id: number, input: MessageInput): Promise<void> {
+  requireOwnedDraft(await findMessageHead(deps.sql, id), identity, UPDATE_TEXTS);
+  const bytes = await checkInput(deps, identity, input);
+  const dir = messageDir(deps.dataDir, parseAddress(input.from)!, id);
+  const body = await stageFile(bodyPath(dir, bodyExtension(input.type)), bytes);
+  let replaced: string | null = null;
+  await withStagedFiles([body], (placeFiles) =>
+    deps.sql.begin(async (tx) => {
+      // Decided again under the row lock: a concurrent send or delete wins cleanly.
+      const head = await lockMessage(tx, id);
+      if (!head) throw notFound();
+      requireOwnedDraft(head, identity, UPDATE_TEXTS);
+      const totals = await attachmentTotals(tx, id);
+      if (body.size + totals.bytes > deps.maxMsgBytes) throw new ApiError(413, TOTAL_TOO_LARGE);
+      await updateDraft(tx, id, draftFields(input, body));
+      await deleteRecipients(tx, id);
+      await deleteBatches(tx, id);
+      await writeRecipients(tx, id, input);
+      await placeFiles();
+      if (head.filepath !== body.finalPath) replaced = head.filepath;
+    }),
+  );
+  // The old body had another extension; no row points to it any more.
+  if (replaced !== null) await unlink(inside(deps.dataDir, replaced)).catch(() => {});
+}

@@ -1,0 +1,41 @@
+// Reading messages as a participant: visibility rules of API.md §6 and the §5 JSON with real sizes.
+import { sameAddress } from "../domain/address.ts";
+import { attachmentIsCompressed, messageJson, type MessageJson, type StoredMessage } from "../domain/message-json.ts";
+import { findMessage, listInbox, type InboxPage } from "../db/messages.ts";
+import { ApiError } from "../http/errors.ts";
+import { fileSize } from "../http/download.ts";
+import { notFound } from "./access.ts";
+import type { MessageDeps } from "./context.ts";
+
+export function isOwner(m: StoredMessage, identity: string): boolean {
+  return sameAddress(m.from_addr, identity);
+}
+
+export function isRecipient(m: StoredMessage, identity: string): boolean {
+  return m.to.some((a) => sameAddress(a, identity)) || m.add_to.some((a) => sameAddress(a, identity));
+}
+
+/** A message the identity may read: owner, or recipient of a sent message (drafts are the owner's alone). */
+export async function visibleMessage(deps: Pick<MessageDeps, "sql">, identity: string, id: number): Promise<StoredMessage> {
+  const m = await findMessage(deps.sql, id);
+  if (!m) throw notFound();
+  if (isOwner(m, identity) || (m.time_sent !== null && isRecipient(m, identity))) return m;
+  throw new ApiError(403, "access denied");
+}
+
+/** The §5 object; parts fmsgd stored decompressed report the length of the file actually served. */
+export async function shapeMessage(dataDir: string, m: StoredMessage): Promise<MessageJson> {
+  const body = m.is_deflate ? ((await fileSize(dataDir, m.filepath)) ?? m.size) : undefined;
+  let attachments: Map<string, number> | undefined;
+  for (const a of m.attachments) {
+    if (!attachmentIsCompressed(a)) continue;
+    attachments ??= new Map();
+    attachments.set(a.filename, (await fileSize(dataDir, a.filepath)) ?? a.size);
+  }
+  return messageJson(m, { body, attachments });
+}
+
+export async function inbox(deps: Pick<MessageDeps, "sql" | "dataDir">, identity: string, page: InboxPage): Promise<MessageJson[]> {
+  const rows = await listInbox(deps.sql, identity, page);
+  return Promise.all(rows.map((m) => shapeMessage(deps.dataDir, m)));
+}

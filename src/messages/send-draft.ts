@@ -1,0 +1,23 @@
+// Sending a draft: time_sent, the pending batch's time and notify rows, atomically; then local delivery.
+import { lockMessage } from "../db/messages.ts";
+import { insertNotifyRows, markSent, stampBatches } from "../db/drafts.ts";
+import { recipientsOf } from "../db/local-delivery.ts";
+import { resolveLocalRecipients } from "../delivery/local-delivery.ts";
+import { requireOwnedDraft } from "./access.ts";
+import type { MessageDeps } from "./context.ts";
+
+const SEND_TEXTS = { notOwner: "only the owner may send a message", sent: "message already sent", sentStatus: 409 as const };
+
+export async function sendDraft(deps: MessageDeps, identity: string, id: number): Promise<number> {
+  const time = await deps.sql.begin(async (tx) => {
+    // The row lock makes the second of two concurrent sends see the first one's time_sent: 409.
+    requireOwnedDraft(await lockMessage(tx, id), identity, SEND_TEXTS);
+    const sentAt = await markSent(tx, id);
+    if (sentAt === null) throw new Error("draft vanished under its row lock");
+    for (const batch of await stampBatches(tx, id, sentAt)) await insertNotifyRows(tx, id, batch, deps.domain);
+    return sentAt;
+  });
+  deps.announce(await recipientsOf(deps.sql, id));
+  await resolveLocalRecipients(deps, id);
+  return time;
+}

@@ -1,0 +1,129 @@
+// The process's single LISTEN connection: fmsgd's trigger channels fanned out to the inbox waiters.
+import type { Sql } from "../db/pool.ts";
+import type { InboxWaiters } from "./inbox-waiters.ts";
+
+/** Channels raised by the triggers of DATABASE.md whose payload is "<msg_id>,<addr>". */
+export const INBOX_CHANNELS = ["new_msg", "recipients_added"] as const;
+/** Raised when a recipient's delivery is recorded; heard now, consumed by the WebSocket later. */
+export const DELIVERY_CHANNEL = "delivered";
+const HEARTBEAT_CHANNEL = "fmsg_api_heartbeat";
+
+export type ListenerStatus = { connected(): boolean };
+
+export type InboxListener = ListenerStatus & { stop(): Promise<void> };
+
+type Handle = { unlisten: () => Promise<void> };
+
+export type ListenerOptions = {
+  /** How often the listener proves it still hears its own NOTIFY (ms). */
+  heartbeatMs?: number;
+  onDelivered?: (msgId: number, address: string) => void;
+  log?: (line: Record<string, unknown>) => void;
+};
+
+/** "<msg_id>,<addr>" → address (the id is not needed: waiters always re-query). */
+export function payloadAddress(payload: string): string | null {
+  const comma = payload.indexOf(",");
+  if (comma < 1) return null;
+  const addr = payload.slice(comma + 1).trim();
+  return addr.startsWith("@") ? addr : null;
+}
+
+/**
+ * Listens on one postgres.js LISTEN connection. postgres.js re-listens by itself after the
+ * connection drops; `onlisten` then wakes every waiter, because NOTIFYs raised meanwhile are gone.
+ * A heartbeat NOTIFY sent through the pool detects a listener that silently stopped hearing
+ * (readyz reports it) and re-subscribes.
+ */
+export async function startInboxListener(sql: Sql, waiters: InboxWaiters, opts: ListenerOptions = {}): Promise<InboxListener> {
+  const log = opts.log ?? (() => {});
+  const heartbeatMs = opts.heartbeatMs ?? 5000;
+  let handles: Handle[] = [];
+  let connected = false;
+  let subscribed = 0;
+  let awaiting: string | null = null;
+  let stopped = false;
+
+  const safely = (fn: (payload: string) => void) => (payload: string) => {
+    // A throwing listener callback makes postgres.js skip its siblings (PITFALLS.md 10).
+    try {
+      fn(payload);
+    } catch (err) {
+      log({ level: "error", msg: "notification handler failed", error: String(err) });
+    }
+  };
+  const onInbox = safely((payload) => {
+    const addr = payloadAddress(payload);
+    if (addr) waiters.wake([addr]);
+  });
+  const onDelivered = safely((payload) => {
+    const addr = payloadAddress(payload);
+    if (addr && opts.onDelivered) opts.onDelivered(Number(payload.slice(0, payload.indexOf(","))), addr);
+  });
+  const markConnected = () => {
+    const wasDown = !connected;
+    connected = true;
+    if (wasDown && subscribed > 0) {
+      log({ level: "info", msg: "listener reconnected" });
+      waiters.wakeAll();
+    }
+  };
+  const onHeartbeat = safely((payload) => {
+    if (payload === awaiting) awaiting = null;
+    markConnected();
+  });
+  const onListen = () => safely(() => {
+    connected = true;
+    // Every re-listen after the first: whatever was raised while it was down is lost.
+    if (subscribed > 0) waiters.wakeAll();
+  })("");
+
+  async function subscribe(): Promise<void> {
+    const next: Handle[] = [];
+    for (const ch of INBOX_CHANNELS) next.push(await sql.listen(ch, onInbox, onListen));
+    next.push(await sql.listen(DELIVERY_CHANNEL, onDelivered));
+    next.push(await sql.listen(HEARTBEAT_CHANNEL, onHeartbeat));
+    handles = next;
+    subscribed++;
+  }
+
+  async function resubscribe(): Promise<void> {
+    const old = handles;
+    handles = [];
+    await Promise.allSettled(old.map((h) => h.unlisten()));
+    await subscribe();
+  }
+
+  await subscribe();
+  connected = true;
+
+  const beat = async () => {
+    if (stopped) return;
+    if (awaiting !== null) {
+      // The previous heartbeat never came back: the LISTEN connection is gone or deaf.
+      if (connected) log({ level: "error", msg: "listener lost" });
+      connected = false;
+      awaiting = null;
+      await resubscribe().catch(() => {});
+    }
+    const nonce = crypto.randomUUID();
+    awaiting = nonce;
+    await sql`select pg_notify(${HEARTBEAT_CHANNEL}, ${nonce})`.catch(() => {});
+  };
+  let beating = false;
+  const timer = setInterval(() => {
+    if (beating) return;
+    beating = true;
+    beat().finally(() => (beating = false));
+  }, heartbeatMs);
+  timer.unref?.();
+
+  return {
+    connected: () => connected,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await Promise.allSettled(handles.map((h) => h.unlisten()));
+    },
+  };
+}
