@@ -10,6 +10,8 @@ export type PoolOptions = {
   max: number;
   /** postgres.js startup parameters (e.g. jit off); the embedded database takes none. */
   startupParams?: Record<string, string>;
+  /** Named prepared statements (postgres.js default); the embedded database may need them off. */
+  prepare?: boolean;
 };
 
 export function openPool(opts: PoolOptions): Sql {
@@ -18,6 +20,7 @@ export function openPool(opts: PoolOptions): Sql {
     idle_timeout: 60,
     connect_timeout: 10,
     onnotice: () => {},
+    prepare: opts.prepare ?? true,
     // ids are int8: JSON numbers for clients (API.md §1); they stay below 2^53 in any real host.
     types: {
       int8: {

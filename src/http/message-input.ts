@@ -24,7 +24,7 @@ const absent = (v: unknown) => v === undefined || v === null;
  * `emptyText` is the error for a missing or empty list (null: an absent list is allowed).
  */
 export function addressList(field: string, emptyText: string | null) {
-  return z.unknown().transform((v, ctx): string[] => {
+  return z.unknown().optional().transform((v, ctx): string[] => {
     const fail = (message: string) => {
       ctx.addIssue({ code: "custom", message, path: [field] });
       return z.NEVER;
@@ -41,7 +41,7 @@ export function addressList(field: string, emptyText: string | null) {
 }
 
 const flag = (field: string) =>
-  z.unknown().transform((v, ctx): boolean => {
+  z.unknown().optional().transform((v, ctx): boolean => {
     if (absent(v)) return false;
     if (typeof v === "boolean") return v;
     ctx.addIssue({ code: "custom", message: `${field} must be a boolean`, path: [field] });
@@ -51,26 +51,26 @@ const flag = (field: string) =>
 /** POST /fmsg and PUT /fmsg/:id (API.md §7). `size` is accepted and ignored. */
 export const messageBody = z
   .object({
-    version: z.unknown().refine((v) => v === 1, { message: "version must be 1", path: ["version"] }),
-    from: z.unknown().refine(isValidAddress, { message: "from must be a valid address", path: ["from"] }),
+    version: z.unknown().optional().refine((v) => v === 1, { message: "version must be 1", path: ["version"] }),
+    from: z.unknown().optional().refine(isValidAddress, { message: "from must be a valid address", path: ["from"] }),
     to: addressList("to", "to list must not be empty"),
     add_to: addressList("add_to", null),
-    pid: z.unknown().transform((v, ctx): number | null => {
+    pid: z.unknown().optional().transform((v, ctx): number | null => {
       if (absent(v)) return null;
       if (typeof v === "number" && Number.isSafeInteger(v) && v > 0) return v;
       ctx.addIssue({ code: "custom", message: "pid must be a positive integer message id", path: ["pid"] });
       return z.NEVER;
     }),
-    topic: z.unknown().transform((v, ctx): string => {
+    topic: z.unknown().optional().transform((v, ctx): string => {
       if (absent(v)) return "";
       if (typeof v === "string" && utf8Length(v) <= MAX_TOPIC_BYTES) return v;
       ctx.addIssue({ code: "custom", message: `topic must be a string of at most ${MAX_TOPIC_BYTES} bytes`, path: ["topic"] });
       return z.NEVER;
     }),
-    type: z.unknown().refine(isValidMediaType, { message: "type must be a valid media type", path: ["type"] }),
+    type: z.unknown().optional().refine(isValidMediaType, { message: "type must be a valid media type", path: ["type"] }),
     important: flag("important"),
     no_reply: flag("no_reply"),
-    data: z.unknown().transform((v, ctx): string => {
+    data: z.unknown().optional().transform((v, ctx): string => {
       if (absent(v)) return "";
       if (typeof v === "string") return v;
       ctx.addIssue({ code: "custom", message: "data must be a string", path: ["data"] });

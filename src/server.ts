@@ -1,0 +1,150 @@
+// startServer(config): pool, schema check, waiters and listener, identity service, Bun.serve, drain on stop.
+import type { Server } from "bun";
+import { createApp } from "./app.ts";
+import type { Config } from "./config.ts";
+import { latestInboxIds } from "./db/messages.ts";
+import { openPool, type Sql } from "./db/pool.ts";
+import { migrate, missingTables } from "./db/schema.ts";
+import { retryLocalDeliveries } from "./delivery/local-delivery.ts";
+import { Metrics } from "./http/metrics.ts";
+import type { Logger } from "./http/request-log.ts";
+import { cachedIdentityService, type CachedIdentityService } from "./identity/cached-identity.ts";
+import { fmsgidClient } from "./identity/fmsgid-client.ts";
+import { builtinIdentityService } from "./identity/identity-service.ts";
+import { startInboxListener, type InboxListener } from "./realtime/inbox-listener.ts";
+import { InboxWaiters } from "./realtime/inbox-waiters.ts";
+import { ensureDir, sweepTempFiles } from "./storage/atomic-file.ts";
+
+/** Bun's idle timeout for every connection; only /fmsg/wait extends its own (PITFALLS.md 1–3). */
+export const IDLE_TIMEOUT_SECONDS = 30;
+const LOCAL_DELIVERY_RETRY_MS = 60_000;
+const DRAIN_TIMEOUT_MS = 10_000;
+
+/** A failure to start that the operator must fix; main prints it as one line. */
+export class StartupError extends Error {}
+
+export type DatabaseTarget = {
+  url: string | null;
+  max: number;
+  startupParams?: Record<string, string>;
+  prepare?: boolean;
+  /** The embedded database: no cross-connection NOTIFY, so the API feeds its waiters itself. */
+  inProcessNotify: boolean;
+};
+
+export type RunningServer = {
+  urls: string[];
+  sql: Sql;
+  waiters: InboxWaiters;
+  listener: InboxListener | null;
+  identity: CachedIdentityService | null;
+  stop(): Promise<void>;
+};
+
+export type StartOptions = {
+  log: Logger;
+  database?: DatabaseTarget;
+  listenerHeartbeatMs?: number;
+};
+
+export async function startServer(config: Config, opts: StartOptions): Promise<RunningServer> {
+  const { log } = opts;
+  const target: DatabaseTarget = opts.database ?? { url: config.databaseUrl, max: config.poolSize, inProcessNotify: false };
+  const sql = openPool(target);
+  const cleanups: (() => Promise<unknown>)[] = [() => sql.end({ timeout: 5 })];
+  try {
+    try {
+      if (config.autoMigrate) await migrate(sql);
+      const missing = await missingTables(sql);
+      if (missing.length > 0) {
+        throw new StartupError(`database is missing tables ${missing.join(", ")}: run "fmsg-webapi migrate"`);
+      }
+    } catch (err) {
+      if (err instanceof StartupError) throw err;
+      throw new StartupError(`cannot use the database: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    await ensureDir(config.dataDir);
+    const swept = await sweepTempFiles(config.dataDir);
+    if (swept > 0) log({ level: "info", msg: "removed temporary files left by a crash", count: swept });
+
+    const waiters = new InboxWaiters((pairs) => latestInboxIds(sql, pairs), log);
+    const listener = target.inProcessNotify
+      ? null
+      : await startInboxListener(sql, waiters, { log, heartbeatMs: opts.listenerHeartbeatMs });
+    if (listener) cleanups.unshift(() => listener.stop());
+    const identity = config.idUrl === "builtin" ? null : cachedIdentityService(fmsgidClient(config.idUrl), config.idCacheSeconds);
+    const metrics = config.metrics
+      ? new Metrics({
+          fmsg_api_open_waits: { help: "Open /fmsg/wait requests.", read: () => waiters.size },
+          fmsg_api_listener_connected: { help: "1 when the LISTEN connection is up.", read: () => (listener?.connected() ?? true ? 1 : 0) },
+          fmsg_api_identity_cache_hits: { help: "Identity look-ups answered from the cache.", read: () => identity?.stats.hits ?? 0 },
+          fmsg_api_identity_cache_misses: { help: "Identity look-ups sent to fmsgid.", read: () => identity?.stats.misses ?? 0 },
+        })
+      : null;
+    const app = createApp({
+      config,
+      sql,
+      identity: identity ?? builtinIdentityService,
+      waiters,
+      listener: listener ?? { connected: () => true },
+      announce: target.inProcessNotify ? (addresses) => waiters.wake(addresses) : () => {},
+      log,
+      metrics,
+    });
+
+    const serveOptions = {
+      hostname: config.host,
+      development: false,
+      idleTimeout: IDLE_TIMEOUT_SECONDS,
+      // Per-route limits are enforced while streaming; this is only the outer bound.
+      maxRequestBodySize: Math.max(2 * config.maxDataBytes, config.maxAttachBytes) + 2 * 1024 * 1024,
+      fetch: (req: Request, server: Server<undefined>) => app.fetch(req, { server }),
+      error: (err: Error) => {
+        log({ level: "error", msg: "unhandled server error", error: String(err?.stack ?? err) });
+        return Response.json({ error: "internal server error" }, { status: 500 });
+      },
+    };
+    const servers: Server<undefined>[] = [Bun.serve({ ...serveOptions, port: config.port })];
+    if (config.tls) {
+      const tls = { cert: Bun.file(config.tls.cert), key: Bun.file(config.tls.key) };
+      servers.push(Bun.serve({ ...serveOptions, port: config.tls.port, tls }));
+    }
+
+    const retry = config.domain
+      ? setInterval(() => void retryLocalDeliveries({ sql, domain: config.domain, identity: identity ?? builtinIdentityService, log }), LOCAL_DELIVERY_RETRY_MS)
+      : null;
+
+    let stopping: Promise<void> | null = null;
+    return {
+      urls: servers.map((s) => s.url.toString()),
+      sql,
+      waiters,
+      listener,
+      identity,
+      stop: () =>
+        (stopping ??= (async () => {
+          if (retry) clearInterval(retry);
+          // Open waits answer 204 first, so the graceful stop below does not hang on them.
+          waiters.closeAll();
+          await Promise.all(servers.map((s) => drain(s)));
+          for (const cleanup of cleanups) await cleanup().catch(() => {});
+        })()),
+    };
+  } catch (err) {
+    for (const cleanup of cleanups) await cleanup().catch(() => {});
+    throw err;
+  }
+}
+
+/** Stops accepting, lets in-flight requests finish for a bounded time, then closes what is left. */
+async function drain(server: Server<undefined>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const forced = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      void server.stop(true);
+      resolve();
+    }, DRAIN_TIMEOUT_MS);
+  });
+  await Promise.race([server.stop(false), forced]);
+  clearTimeout(timer);
+}
