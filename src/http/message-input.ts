@@ -40,6 +40,14 @@ export function addressList(field: string, emptyText: string | null) {
   });
 }
 
+/** A required field that must pass `check` (missing counts as failing it). */
+const checked = <T>(field: string, check: (v: unknown) => v is T, message: string) =>
+  z.unknown().optional().transform((v, ctx): T => {
+    if (check(v)) return v;
+    ctx.addIssue({ code: "custom", message, path: [field] });
+    return z.NEVER;
+  });
+
 const flag = (field: string) =>
   z.unknown().optional().transform((v, ctx): boolean => {
     if (absent(v)) return false;
@@ -51,8 +59,8 @@ const flag = (field: string) =>
 /** POST /fmsg and PUT /fmsg/:id (API.md §7). `size` is accepted and ignored. */
 export const messageBody = z
   .object({
-    version: z.unknown().optional().refine((v) => v === 1, { message: "version must be 1", path: ["version"] }),
-    from: z.unknown().optional().refine(isValidAddress, { message: "from must be a valid address", path: ["from"] }),
+    version: checked("version", (v): v is 1 => v === 1, "version must be 1"),
+    from: checked("from", isValidAddress, "from must be a valid address"),
     to: addressList("to", "to list must not be empty"),
     add_to: addressList("add_to", null),
     pid: z.unknown().optional().transform((v, ctx): number | null => {
@@ -67,7 +75,7 @@ export const messageBody = z
       ctx.addIssue({ code: "custom", message: `topic must be a string of at most ${MAX_TOPIC_BYTES} bytes`, path: ["topic"] });
       return z.NEVER;
     }),
-    type: z.unknown().optional().refine(isValidMediaType, { message: "type must be a valid media type", path: ["type"] }),
+    type: checked("type", isValidMediaType, "type must be a valid media type"),
     important: flag("important"),
     no_reply: flag("no_reply"),
     data: z.unknown().optional().transform((v, ctx): string => {
@@ -88,7 +96,7 @@ export const messageBody = z
       ctx.addIssue({ code: "custom", message: `duplicate recipient: ${overlap}`, path: ["add_to"] });
       return z.NEVER;
     }
-    return { ...m, from: m.from as string, type: m.type as string };
+    return m;
   });
 
 export type MessageInput = z.output<typeof messageBody>;

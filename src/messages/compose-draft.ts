@@ -52,7 +52,7 @@ async function checkParent(deps: MessageDeps, identity: string, pid: number): Pr
 
 function draftFields(input: MessageInput, body: StagedFile): DraftFields {
   return {
-    version: input.version as number,
+    version: input.version,
     pid: input.pid,
     noReply: input.no_reply,
     important: input.important,
