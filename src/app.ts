@@ -9,6 +9,7 @@ import { ApiError, makeErrorHandler } from "./http/errors.ts";
 import type { Metrics } from "./http/metrics.ts";
 import { rateLimit, TokenBucketStore } from "./http/rate-limit.ts";
 import { requestLog, type Logger } from "./http/request-log.ts";
+import { attachmentRoutes } from "./http/routes/attachments.ts";
 import { healthRoutes } from "./http/routes/health.ts";
 import { messageRoutes } from "./http/routes/messages.ts";
 import { waitRoutes } from "./http/routes/wait.ts";
@@ -67,6 +68,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use("/fmsg/*", authenticated);
   app.route("/fmsg", waitRoutes(deps.waiters));
   app.route("/fmsg", messageRoutes(messageDeps));
+  app.route("/fmsg", attachmentRoutes(messageDeps));
 
   app.notFound(() => {
     throw new ApiError(404, "not found");

@@ -44,7 +44,7 @@ export class SizeLimitError extends Error {}
  */
 export async function stageFile(
   finalPath: string,
-  source: Uint8Array | ReadableStream<Uint8Array>,
+  source: Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
   maxBytes = Number.POSITIVE_INFINITY,
 ): Promise<StagedFile> {
   const dir = dirname(finalPath);
@@ -57,6 +57,13 @@ export async function stageFile(
       if (source.byteLength > maxBytes) throw new SizeLimitError();
       await fh.write(source);
       size = source.byteLength;
+    } else if (!(source instanceof ReadableStream)) {
+      // Node streams (the multipart parser's file parts): awaiting each write is the backpressure.
+      for await (const chunk of source) {
+        size += chunk.byteLength;
+        if (size > maxBytes) throw new SizeLimitError();
+        await fh.write(chunk);
+      }
     } else {
       const reader = source.getReader();
       try {

@@ -160,7 +160,7 @@ describe("GET /fmsg (inbox)", () => {
     ["offset=-1", "invalid offset"],
     ["offset=x", "invalid offset"],
     ["offset=1e3", "invalid offset"],
-  ]) {
+  ] as const) {
     test(`${query} → 400 ${error}`, async () => {
       expect(await errorOf(await inbox.request("GET", `/fmsg?${query}`, { as: reader }))).toEqual({ status: 400, error });
     });
