@@ -1,11 +1,45 @@
 // A real server per test file: its own database, data directory and (optionally) identity stub.
-import { mkdtemp, rm } from "node:fs/promises";
+import { cp, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { mintToken, signJwt } from "../../src/lib/jwt.ts";
 import { startServer, type RunningServer } from "../../src/server.ts";
+import { EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase } from "../../src/db/embedded.ts";
+import { openPool } from "../../src/db/pool.ts";
+import { migrate, schemaFingerprint } from "../../src/db/schema.ts";
+import type { DatabaseTarget } from "../../src/server.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
+
+/**
+ * FMSG_TEST_DB=embedded runs the suite against the embedded database (PGlite). It has exactly one
+ * connection, so the test's own queries share the server's pool; tests of PostgreSQL-only
+ * behaviour (LISTEN outages, fmsgd writing concurrently, pg_stat_activity) skip themselves.
+ */
+export const EMBEDDED = process.env.FMSG_TEST_DB === "embedded";
+
+/**
+ * A migrated PGlite data directory, built once per schema version (initdb takes seconds) and
+ * copied for each test file. Built under a private name and renamed into place, so concurrent
+ * test processes never see half a template.
+ */
+async function embeddedTemplate(): Promise<string> {
+  const dir = join(tmpdir(), `fmsg-pglite-tpl-${schemaFingerprint()}`);
+  if (await stat(join(dir, ".ready")).catch(() => null)) return dir;
+  const build = `${dir}.build-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const db = await startEmbeddedDatabase(build);
+  const sql = openPool({ url: db.url, ...EMBEDDED_POOL_OPTIONS });
+  try {
+    await migrate(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+    await db.close();
+  }
+  await rm(join(build, "embedded.lock"), { force: true });
+  await writeFile(join(build, ".ready"), "");
+  await rename(build, dir).catch(() => rm(build, { recursive: true, force: true })); // another process won
+  return dir;
+}
 
 export const TEST_SECRET = "test-secret-for-fmsg-webapi";
 export const TEST_KEY = new TextEncoder().encode(TEST_SECRET);
@@ -38,8 +72,19 @@ export type TestServerOptions = {
 };
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
-  const db = opts.database ?? (await createTestDatabase());
   const dataDir = await mkdtemp(join(tmpdir(), "fmsg-test-data-"));
+  let db: TestDatabase;
+  let target: DatabaseTarget | undefined;
+  let closeEmbedded: (() => Promise<void>) | null = null;
+  if (EMBEDDED && !opts.database) {
+    await cp(await embeddedTemplate(), join(dataDir, "pglite"), { recursive: true });
+    const embedded = await startEmbeddedDatabase(join(dataDir, "pglite"));
+    closeEmbedded = () => embedded.close();
+    target = { url: embedded.url, ...EMBEDDED_POOL_OPTIONS, inProcessNotify: true };
+    db = { name: "embedded", url: embedded.url, sql: null as unknown as TestDatabase["sql"], drop: async () => {} };
+  } else {
+    db = opts.database ?? (await createTestDatabase());
+  }
   const config = loadConfig({
     DATABASE_URL: db.url,
     FMSG_DATA_DIR: dataDir,
@@ -53,7 +98,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     FMSG_API_DB_POOL_SIZE: "4",
     ...opts.env,
   });
-  const server = await startServer(config, { log: () => {}, listenerHeartbeatMs: opts.heartbeatMs ?? 500 });
+  const server = await startServer(config, { log: () => {}, database: target, listenerHeartbeatMs: opts.heartbeatMs ?? 500 });
+  if (target) db.sql = server.sql; // the one connection there is
   const url = server.urls[0]!.replace(/\/$/, "");
   const token = (address: string, ttl = 600) => mintToken(address, TEST_KEY, ttl);
   return {
@@ -76,7 +122,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     },
     async stop() {
       await server.stop();
-      if (!opts.database) await db.drop();
+      if (closeEmbedded) await closeEmbedded();
+      else if (!opts.database) await db.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
