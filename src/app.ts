@@ -64,8 +64,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     app.get("/metrics", (c) => c.text(metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4" }));
   }
   app.use("*", limited);
-  app.use("/fmsg", authenticated);
-  app.use("/fmsg/*", authenticated);
+  app.use("/fmsg/*", authenticated); // also matches "/fmsg" itself
   app.route("/fmsg", waitRoutes(deps.waiters));
   app.route("/fmsg", messageRoutes(messageDeps));
   app.route("/fmsg", attachmentRoutes(messageDeps));

@@ -245,7 +245,8 @@ export function parseDotEnv(text: string): Record<string, string> {
     const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
     if (!m) continue;
     let value = m[2] ?? "";
-    const quoted = /^(["'])(.*)\1$/.exec(value);
+    // A quoted value may be followed by a comment: KEY="value" # note.
+    const quoted = /^(["'])(.*?)\1(?:\s+#.*)?$/.exec(value);
     if (quoted) value = quoted[2] ?? "";
     else value = value.replace(/\s+#.*$/, "");
     out[m[1]!] = value;

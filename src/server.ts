@@ -96,8 +96,9 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       hostname: config.host,
       development: false,
       idleTimeout: IDLE_TIMEOUT_SECONDS,
-      // Per-route limits are enforced while streaming; this is only the outer bound.
-      maxRequestBodySize: Math.max(2 * config.maxDataBytes, config.maxAttachBytes) + 2 * 1024 * 1024,
+      // Per-route limits cut bodies off while streaming, with JSON errors. Bun's own limit would
+      // answer an empty 413 before any route runs, so it is set far out of the way.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       fetch: (req: Request, server: Server<undefined>) => app.fetch(req, { server }),
       error: (err: Error) => {
         log({ level: "error", msg: "unhandled server error", error: String(err?.stack ?? err) });

@@ -66,6 +66,12 @@ describe("PUT /fmsg/:id", () => {
     expect(await snapshot(s)).toBe(before);
   });
 
+  test("a bad id is refused before the body is looked at", async () => {
+    expect(await errorOf(await s.request("PUT", "/fmsg/abc", { json: {} }))).toEqual({ status: 400, error: "invalid message id" });
+    expect(await errorOf(await s.request("PUT", "/fmsg/0", { body: "x" }))).toEqual({ status: 400, error: "invalid message id" });
+    expect(await errorOf(await s.request("POST", "/fmsg/-1/add-to", { body: "x" }))).toEqual({ status: 400, error: "invalid message id" });
+  });
+
   test("body plus attachments over FMSG_API_MAX_MSG_SIZE → 413 total message size exceeds limit", async () => {
     const id = await createDraft(s, ALICE, [BOB]);
     await s.db.sql`

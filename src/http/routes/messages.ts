@@ -1,5 +1,5 @@
 // Routes of /fmsg: inbox, drafts (create, read, replace, delete), send, add-to and the body download.
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyExtension } from "../../domain/media-type.ts";
 import { addRecipients } from "../../messages/add-recipients.ts";
 import { createDraft, replaceDraft } from "../../messages/compose-draft.ts";
@@ -22,6 +22,12 @@ export const SMALL_JSON_LIMIT = 256 * 1024;
  */
 export const messageJsonLimit = (maxDataBytes: number) => 2 * maxDataBytes + 1024 * 1024;
 
+/** Rejects a bad `:id` before the body is read (API.md §1: 400 before anything else of the route). */
+export const validId: MiddlewareHandler<AppEnv> = async (c, next) => {
+  parseMessageId(c.req.param("id"));
+  await next();
+};
+
 export function messageRoutes(deps: MessageDeps) {
   const messageJson = boundedJsonBody(messageJsonLimit(deps.maxDataBytes), "message data exceeds maximum size");
   const smallJson = boundedJsonBody(SMALL_JSON_LIMIT, "request body too large");
@@ -39,7 +45,7 @@ export function messageRoutes(deps: MessageDeps) {
       const m = await visibleMessage(deps, c.var.identity, parseMessageId(c.req.param("id")));
       return c.json(await shapeMessage(deps.dataDir, m));
     })
-    .put("/:id", messageJson, validate("json", messageBody), async (c) => {
+    .put("/:id", validId, messageJson, validate("json", messageBody), async (c) => {
       const id = parseMessageId(c.req.param("id"));
       await replaceDraft(deps, c.var.identity, id, c.req.valid("json"));
       return c.json({ id });
@@ -53,7 +59,7 @@ export function messageRoutes(deps: MessageDeps) {
       const time = await sendDraft(deps, c.var.identity, id);
       return c.json({ id, time });
     })
-    .post("/:id/add-to", smallJson, validate("json", addToBody), async (c) => {
+    .post("/:id/add-to", validId, smallJson, validate("json", addToBody), async (c) => {
       const id = parseMessageId(c.req.param("id"));
       const added = await addRecipients(deps, c.var.identity, id, c.req.valid("json").add_to);
       return c.json({ id, added });

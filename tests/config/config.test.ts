@@ -1,0 +1,269 @@
+// Configuration (API.md §9): loadConfig's rules and errors, the JWT secret, .env parsing, and the
+// real process: a bad configuration is one stderr line naming the variable and exit code 1.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { ConfigError, decodeJwtSecret, loadConfig, parseDotEnv, type Env } from "../../src/config.ts";
+
+const BASE: Env = { FMSG_DATA_DIR: "/var/lib/fmsg", FMSG_API_JWT_SECRET: "secret", FMSG_ID_URL: "builtin" };
+
+function configError(env: Env): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+function without(env: Env, name: string): Env {
+  const copy = { ...env };
+  delete copy[name];
+  return copy;
+}
+
+describe("loadConfig: configured mode", () => {
+  test("a minimal configuration loads, with the documented defaults", () => {
+    const c = loadConfig(BASE);
+    expect(c.mode).toBe("configured");
+    expect(c.port).toBe(8000);
+    expect(c.tls).toBeNull();
+    expect(c.dataDir).toBe("/var/lib/fmsg");
+    expect(c.idUrl).toBe("builtin");
+    expect(c.idCacheSeconds).toBe(30);
+    expect(c.rateLimit).toBe(10);
+    expect(c.rateBurst).toBe(20);
+    expect(c.trustedProxies).toEqual([]);
+    expect(c.maxDataBytes).toBe(10 * 1024 * 1024);
+    expect(c.maxAttachBytes).toBe(10 * 1024 * 1024);
+    expect(c.maxMsgBytes).toBe(20 * 1024 * 1024);
+    expect(c.autoMigrate).toBe(false);
+    expect(c.databaseUrl).toBeNull();
+    expect(Buffer.from(c.jwtKey).toString()).toBe("secret");
+  });
+
+  test.each(["FMSG_DATA_DIR", "FMSG_API_JWT_SECRET", "FMSG_ID_URL"])("%s is required and the error names it", (name) => {
+    expect(configError(without(BASE, name)).message).toContain(name);
+    // An empty value is as good as missing.
+    expect(configError({ ...BASE, [name]: "" }).message).toContain(name);
+  });
+
+  test("any PG* variable or DATABASE_URL selects configured mode (and its requirements)", () => {
+    for (const name of ["DATABASE_URL", "PGHOST", "PGDATABASE", "PGUSER"]) {
+      expect(configError({ [name]: "x" }).message).toContain("FMSG_DATA_DIR");
+    }
+  });
+
+  test("FMSG_ID_URL must be http(s) or builtin; a trailing slash is dropped", () => {
+    expect(configError({ ...BASE, FMSG_ID_URL: "ftp://id.example.com" }).message).toContain("FMSG_ID_URL");
+    expect(configError({ ...BASE, FMSG_ID_URL: "not a url" }).message).toContain("FMSG_ID_URL");
+    expect(loadConfig({ ...BASE, FMSG_ID_URL: "http://fmsgid:8080/" }).idUrl).toBe("http://fmsgid:8080");
+  });
+
+  test("a relative FMSG_DATA_DIR is made absolute", () => {
+    expect(loadConfig({ ...BASE, FMSG_DATA_DIR: "data/" }).dataDir).toBe(resolve(process.cwd(), "data"));
+  });
+
+  test.each([
+    ["FMSG_API_MAX_DATA_SIZE", "1.5"],
+    ["FMSG_API_MAX_DATA_SIZE", "abc"],
+    ["FMSG_API_MAX_DATA_SIZE", "0"],
+    ["FMSG_API_MAX_DATA_SIZE", "-1"],
+    ["FMSG_API_MAX_DATA_SIZE", "10MB"],
+    ["FMSG_API_MAX_ATTACH_SIZE", "0"],
+    ["FMSG_API_MAX_ATTACH_SIZE", "2.0"],
+    ["FMSG_API_MAX_MSG_SIZE", "-20"],
+    ["FMSG_API_MAX_MSG_SIZE", "1e3"],
+    ["FMSG_API_RATE_LIMIT", "0"],
+    ["FMSG_API_RATE_BURST", "many"],
+    ["FMSG_API_PORT", "70000"],
+    ["FMSG_API_PORT", "http"],
+    ["FMSG_API_TLS_PORT", "-443"],
+    ["FMSG_ID_CACHE_SECONDS", "-1"],
+    ["FMSG_API_DB_POOL_SIZE", "0"],
+    ["FMSG_API_METRICS", "maybe"],
+  ])("%s=%p → ConfigError naming the variable", (name, value) => {
+    expect(configError({ ...BASE, [name]: value }).message).toContain(name);
+  });
+
+  test("valid sizes are MiB", () => {
+    const c = loadConfig({ ...BASE, FMSG_API_MAX_DATA_SIZE: "2", FMSG_API_MAX_ATTACH_SIZE: "3", FMSG_API_MAX_MSG_SIZE: "4" });
+    expect([c.maxDataBytes, c.maxAttachBytes, c.maxMsgBytes]).toEqual([2, 3, 4].map((n) => n * 1024 * 1024));
+  });
+
+  test("FMSG_API_LOG accepts info/off and rejects anything else, naming the variable", () => {
+    expect(loadConfig({ ...BASE, FMSG_API_LOG: "off" }).log).toBe("off");
+    expect(loadConfig({ ...BASE, FMSG_API_LOG: "INFO" }).log).toBe("info");
+    for (const v of ["debug", "verbose", "0"]) {
+      expect(configError({ ...BASE, FMSG_API_LOG: v }).message).toContain("FMSG_API_LOG");
+    }
+  });
+
+  test("FMSG_TRUSTED_PROXIES: IPs and CIDRs, comma-separated; garbage names the variable", () => {
+    expect(loadConfig({ ...BASE, FMSG_TRUSTED_PROXIES: "10.0.0.0/8, 192.168.1.1,::1, fd00::/8" }).trustedProxies).toHaveLength(4);
+    for (const bad of ["nope", "10.0.0.0/33", "10.0.0.0/8,proxy.example.com", "300.1.1.1", "10.0.0.0/8/8", "::1/129", "10.0.0.0/-1"]) {
+      const err = configError({ ...BASE, FMSG_TRUSTED_PROXIES: bad });
+      expect(err.message).toContain("FMSG_TRUSTED_PROXIES");
+    }
+  });
+
+  test("TLS: both files set enables it; exactly one set is an error naming the missing one", () => {
+    const both = loadConfig({ ...BASE, FMSG_TLS_CERT: "/c.pem", FMSG_TLS_KEY: "/k.pem" });
+    expect(both.tls).toEqual({ cert: "/c.pem", key: "/k.pem", port: 443 });
+    expect(loadConfig({ ...BASE, FMSG_TLS_CERT: "/c.pem", FMSG_TLS_KEY: "/k.pem", FMSG_API_TLS_PORT: "8443" }).tls?.port).toBe(8443);
+    expect(configError({ ...BASE, FMSG_TLS_CERT: "/c.pem" }).message).toContain("FMSG_TLS_KEY");
+    expect(configError({ ...BASE, FMSG_TLS_KEY: "/k.pem" }).message).toContain("FMSG_TLS_CERT");
+  });
+
+  test("FMSG_DOMAIN must be a domain", () => {
+    expect(loadConfig({ ...BASE, FMSG_DOMAIN: "example.com" }).domain).toBe("example.com");
+    expect(configError({ ...BASE, FMSG_DOMAIN: "not a domain" }).message).toContain("FMSG_DOMAIN");
+  });
+});
+
+describe("FMSG_API_JWT_SECRET", () => {
+  test("a raw string is its UTF-8 bytes", () => {
+    expect(Buffer.from(decodeJwtSecret("päss")).toString("hex")).toBe(Buffer.from("päss", "utf8").toString("hex"));
+  });
+
+  test("base64: is standard base64 of the key bytes", () => {
+    const bytes = Buffer.from([0, 1, 2, 250, 251, 255, 62, 63]);
+    expect(Buffer.from(decodeJwtSecret(`base64:${bytes.toString("base64")}`))).toEqual(bytes);
+    const c = loadConfig({ ...BASE, FMSG_API_JWT_SECRET: `base64:${bytes.toString("base64")}` });
+    expect(Buffer.from(c.jwtKey)).toEqual(bytes);
+  });
+
+  test("invalid base64 is an error naming the variable", () => {
+    for (const bad of ["base64:!!!!", "base64:abc", "base64:ab-_", "base64:a===", "base64:YWJj ZA=="]) {
+      expect(() => decodeJwtSecret(bad)).toThrow(ConfigError);
+      expect(configError({ ...BASE, FMSG_API_JWT_SECRET: bad }).message).toContain("FMSG_API_JWT_SECRET");
+    }
+  });
+
+  test("an empty secret is an error (raw or base64)", () => {
+    expect(configError({ ...BASE, FMSG_API_JWT_SECRET: "" }).message).toContain("FMSG_API_JWT_SECRET");
+    expect(configError({ ...BASE, FMSG_API_JWT_SECRET: "base64:" }).message).toContain("FMSG_API_JWT_SECRET");
+  });
+});
+
+describe("parseDotEnv", () => {
+  test("KEY=VALUE lines, comments, export, quotes, CRLF", () => {
+    const text = [
+      "# a comment",
+      "",
+      "PLAIN=value",
+      "  SPACED = padded value  ",
+      "export EXPORTED=yes",
+      'DOUBLE="quoted # not a comment"',
+      'QUOTED_COMMENT="quoted" # a comment after the quotes',
+      "SINGLE_COMMENT='single'  # another",
+      "SINGLE='single quoted'",
+      "INLINE=value # a trailing comment",
+      "EMPTY=",
+      "URL=postgres://u:p@h:5432/db?sslmode=require",
+      "HASH=abc#def",
+      "WINDOWS=crlf\r",
+      "not a line",
+      "1BAD=x",
+    ].join("\n");
+    expect(parseDotEnv(text)).toEqual({
+      PLAIN: "value",
+      SPACED: "padded value",
+      EXPORTED: "yes",
+      DOUBLE: "quoted # not a comment",
+      QUOTED_COMMENT: "quoted",
+      SINGLE_COMMENT: "single",
+      SINGLE: "single quoted",
+      INLINE: "value",
+      EMPTY: "",
+      URL: "postgres://u:p@h:5432/db?sslmode=require",
+      HASH: "abc#def",
+      WINDOWS: "crlf",
+    });
+  });
+
+  test("a later line overrides an earlier one", () => {
+    expect(parseDotEnv("A=1\nA=2\n")).toEqual({ A: "2" });
+  });
+});
+
+describe("process: bun src/main.ts serve", () => {
+  const MAIN = resolve(import.meta.dir, "../../src/main.ts");
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "fmsg-config-test-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A minimal environment: nothing of the test process's own PG* or FMSG_* leaks in. */
+  function baseEnv(extra: Record<string, string>): Record<string, string> {
+    return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? dir, ...extra };
+  }
+
+  async function serve(dotEnv: string | null, env: Record<string, string>) {
+    const cwd = await mkdtemp(join(dir, "run-"));
+    if (dotEnv !== null) await writeFile(join(cwd, ".env"), dotEnv);
+    const proc = Bun.spawn([process.execPath, MAIN, "serve"], { cwd, env: baseEnv(env), stdout: "pipe", stderr: "pipe" });
+    // A guard against a process that starts instead of failing (that would be a failed test).
+    const guard = setTimeout(() => proc.kill("SIGKILL"), 15_000);
+    const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+    clearTimeout(guard);
+    return { code, stdout, stderr };
+  }
+
+  function expectOneLine(stderr: string, name: string) {
+    const lines = stderr.split("\n").filter((l) => l.trim() !== "");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(name);
+    expect(lines[0]).not.toMatch(/\bat \S+ \(|\.ts:\d+/);
+  }
+
+  test("a variable missing from both .env and the environment: exit 1, one stderr line naming it", async () => {
+    const r = await serve("FMSG_DATA_DIR=/tmp/fmsg-unused\nFMSG_ID_URL=builtin\n", { DATABASE_URL: "postgres://127.0.0.1:1/unused" });
+    expect(r.code).toBe(1);
+    expectOneLine(r.stderr, "FMSG_API_JWT_SECRET");
+  });
+
+  test("without a .env the first missing variable is named", async () => {
+    const r = await serve(null, { DATABASE_URL: "postgres://127.0.0.1:1/unused", FMSG_API_JWT_SECRET: "s" });
+    expect(r.code).toBe(1);
+    expectOneLine(r.stderr, "FMSG_DATA_DIR");
+  });
+
+  test("an invalid value in .env is a one-line error naming the variable", async () => {
+    const r = await serve("FMSG_DATA_DIR=/tmp/fmsg-unused\nFMSG_ID_URL=builtin\nFMSG_API_MAX_DATA_SIZE=abc\n", {
+      DATABASE_URL: "postgres://127.0.0.1:1/unused",
+      FMSG_API_JWT_SECRET: "s",
+    });
+    expect(r.code).toBe(1);
+    expectOneLine(r.stderr, "FMSG_API_MAX_DATA_SIZE");
+  });
+
+  test("the real environment wins over .env", async () => {
+    // .env's bad FMSG_API_MAX_DATA_SIZE (the previous test shows it fails) is overridden by the
+    // environment, so the error is now the missing secret; FMSG_DATA_DIR still came from .env.
+    const r = await serve("FMSG_DATA_DIR=/tmp/fmsg-unused\nFMSG_ID_URL=builtin\nFMSG_API_MAX_DATA_SIZE=abc\n", {
+      DATABASE_URL: "postgres://127.0.0.1:1/unused",
+      FMSG_API_MAX_DATA_SIZE: "5",
+    });
+    expect(r.code).toBe(1);
+    expectOneLine(r.stderr, "FMSG_API_JWT_SECRET");
+  });
+
+  test("only one of FMSG_TLS_CERT / FMSG_TLS_KEY: exit 1 naming the other", async () => {
+    const r = await serve(null, {
+      DATABASE_URL: "postgres://127.0.0.1:1/unused",
+      FMSG_DATA_DIR: "/tmp/fmsg-unused",
+      FMSG_API_JWT_SECRET: "s",
+      FMSG_ID_URL: "builtin",
+      FMSG_TLS_CERT: "/tmp/cert.pem",
+    });
+    expect(r.code).toBe(1);
+    expectOneLine(r.stderr, "FMSG_TLS_KEY");
+  });
+});
