@@ -69,6 +69,8 @@ export type TestServerOptions = {
   identityUrl?: string;
   database?: TestDatabase;
   heartbeatMs?: number;
+  /** Receives the server's log lines (default: dropped). */
+  log?: (line: Record<string, unknown>) => void;
 };
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -98,7 +100,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     FMSG_API_DB_POOL_SIZE: "4",
     ...opts.env,
   });
-  const server = await startServer(config, { log: () => {}, database: target, listenerHeartbeatMs: opts.heartbeatMs ?? 500 });
+  const server = await startServer(config, { log: opts.log ?? (() => {}), database: target, listenerHeartbeatMs: opts.heartbeatMs ?? 500 });
   if (target) db.sql = server.sql; // the one connection there is
   const url = server.urls[0]!.replace(/\/$/, "");
   const token = (address: string, ttl = 600) => mintToken(address, TEST_KEY, ttl);
