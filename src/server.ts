@@ -45,6 +45,8 @@ export type StartOptions = {
   log: Logger;
   database?: DatabaseTarget;
   listenerHeartbeatMs?: number;
+  /** Overrides IDLE_TIMEOUT_SECONDS (tests prove a wait outlives a short idle timeout). */
+  idleTimeoutSeconds?: number;
 };
 
 export async function startServer(config: Config, opts: StartOptions): Promise<RunningServer> {
@@ -95,7 +97,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     const serveOptions = {
       hostname: config.host,
       development: false,
-      idleTimeout: IDLE_TIMEOUT_SECONDS,
+      idleTimeout: opts.idleTimeoutSeconds ?? IDLE_TIMEOUT_SECONDS,
       // Per-route limits cut bodies off while streaming, with JSON errors. Bun's own limit would
       // answer an empty 413 before any route runs, so it is set far out of the way.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,

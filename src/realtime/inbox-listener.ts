@@ -33,7 +33,7 @@ export function payloadAddress(payload: string): string | null {
  * Listens on one postgres.js LISTEN connection. postgres.js re-listens by itself after the
  * connection drops; `onlisten` then wakes every waiter, because NOTIFYs raised meanwhile are gone.
  * A heartbeat NOTIFY sent through the pool detects a listener that silently stopped hearing
- * (readyz reports it) and re-subscribes.
+ * (readyz reports it) until postgres.js has re-listened.
  */
 export async function startInboxListener(sql: Sql, waiters: InboxWaiters, opts: ListenerOptions = {}): Promise<InboxListener> {
   const log = opts.log ?? (() => {});
@@ -87,24 +87,21 @@ export async function startInboxListener(sql: Sql, waiters: InboxWaiters, opts: 
     subscribed++;
   }
 
-  async function resubscribe(): Promise<void> {
-    const old = handles;
-    handles = [];
-    await Promise.allSettled(old.map((h) => h.unlisten()));
-    await subscribe();
-  }
-
   await subscribe();
   connected = true;
 
   const beat = async () => {
     if (stopped) return;
     if (awaiting !== null) {
-      // The previous heartbeat never came back: the LISTEN connection is gone or deaf.
+      // The previous heartbeat never came back: the LISTEN connection is gone or deaf. postgres.js
+      // re-listens every channel by itself once it reconnects (onListen and the next heartbeat then
+      // mark it up and wake everyone). Re-subscribing here as well raced that re-listen: the old
+      // handles no longer matched postgres.js's re-created listeners, so every outage added duplicate
+      // listeners, and an unlisten/listen during a failing reconnect could leave a LISTEN pending
+      // forever, hanging this heartbeat and the channel for good.
       if (connected) log({ level: "error", msg: "listener lost" });
       connected = false;
       awaiting = null;
-      await resubscribe().catch(() => {});
     }
     const nonce = crypto.randomUUID();
     awaiting = nonce;

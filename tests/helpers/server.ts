@@ -71,6 +71,7 @@ export type TestServerOptions = {
   heartbeatMs?: number;
   /** Receives the server's log lines (default: dropped). */
   log?: (line: Record<string, unknown>) => void;
+  idleTimeoutSeconds?: number;
 };
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -100,7 +101,9 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     FMSG_API_DB_POOL_SIZE: "4",
     ...opts.env,
   });
-  const server = await startServer(config, { log: opts.log ?? (() => {}), database: target, listenerHeartbeatMs: opts.heartbeatMs ?? 500 });
+  const server = await startServer(config, { log: opts.log ?? (() => {}), database: target, listenerHeartbeatMs: opts.heartbeatMs ?? 500,
+    idleTimeoutSeconds: opts.idleTimeoutSeconds,
+  });
   if (target) db.sql = server.sql; // the one connection there is
   const url = server.urls[0]!.replace(/\/$/, "");
   const token = (address: string, ttl = 600) => mintToken(address, TEST_KEY, ttl);
