@@ -146,26 +146,31 @@ export async function removeTree(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true });
 }
 
-/** Start-up sweep: deletes temp files a crash left behind under `root` (only our own prefix). */
+/**
+ * Start-up sweep: deletes temp files a crash left behind. Only the API's own folders are visited
+ * (`<domain>/<user>/out/<id>/` and its `attach/`), never fmsgd's, and only our own prefix.
+ */
 export async function sweepTempFiles(root: string): Promise<number> {
+  const dirs = async (dir: string): Promise<string[]> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    return entries.filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
+  };
   let removed = 0;
-  const walk = async (dir: string, depth: number): Promise<void> => {
-    if (depth > 8) return;
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) await walk(p, depth + 1);
-      else if (e.isFile() && e.name.startsWith(TEMP_PREFIX)) {
-        await unlink(p).catch(() => {});
+  const sweep = async (dir: string) => {
+    for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (e.isFile() && e.name.startsWith(TEMP_PREFIX)) {
+        await unlink(join(dir, e.name)).catch(() => {});
         removed++;
       }
     }
   };
-  await walk(root, 0);
+  for (const domain of await dirs(root)) {
+    for (const user of await dirs(domain)) {
+      for (const message of await dirs(join(user, "out"))) {
+        await sweep(message);
+        await sweep(join(message, "attach"));
+      }
+    }
+  }
   return removed;
 }
