@@ -28,8 +28,17 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Creates `dir` (and missing parents) and fsyncs the parent of every folder it created, so that
+ * after a power cut a committed row never points into a folder whose entry was lost.
+ */
 export async function ensureDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: DIR_MODE });
+  const first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
+  if (first === undefined) return;
+  for (let d = dir; ; d = dirname(d)) {
+    await fsyncDir(dirname(d));
+    if (d === first || dirname(d) === d) break;
+  }
 }
 
 function tempName(dir: string, finalPath: string): string {
