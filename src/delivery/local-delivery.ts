@@ -17,15 +17,27 @@ export type LocalDeliveryDeps = {
   log: (line: Record<string, unknown>) => void;
 };
 
+/** Look-ups in flight at once: a send to many local recipients must not take one timeout each. */
+const CONCURRENCY = 8;
+
 async function resolveRows(deps: LocalDeliveryDeps, rows: PendingLocal[]): Promise<number> {
   let resolved = 0;
-  for (const row of rows) {
-    const answer = await deps.identity.lookup(row.addr);
-    if (answer === "unavailable") continue; // left pending: the periodic retry asks again
-    const outcome = OUTCOME[answer];
-    await recordLocalOutcome(deps.sql, row, outcome.code, outcome.delivered);
-    resolved++;
-  }
+  let next = 0;
+  let serviceDown = false;
+  const worker = async () => {
+    while (!serviceDown && next < rows.length) {
+      const row = rows[next++]!;
+      const answer = await deps.identity.lookup(row.addr);
+      if (answer === "unavailable") {
+        serviceDown = true; // the rest stay pending too: the periodic retry asks again
+        return;
+      }
+      const outcome = OUTCOME[answer];
+      await recordLocalOutcome(deps.sql, row, outcome.code, outcome.delivered);
+      resolved++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, rows.length) }, worker));
   return resolved;
 }
 

@@ -71,7 +71,7 @@ export const messageBody = z
     }),
     topic: z.unknown().optional().transform((v, ctx): string => {
       if (absent(v)) return "";
-      if (typeof v === "string" && utf8Length(v) <= MAX_TOPIC_BYTES) return v;
+      if (typeof v === "string" && v.isWellFormed() && utf8Length(v) <= MAX_TOPIC_BYTES) return v;
       ctx.addIssue({ code: "custom", message: `topic must be a string of at most ${MAX_TOPIC_BYTES} bytes`, path: ["topic"] });
       return z.NEVER;
     }),
@@ -80,8 +80,9 @@ export const messageBody = z
     no_reply: flag("no_reply"),
     data: z.unknown().optional().transform((v, ctx): string => {
       if (absent(v)) return "";
-      if (typeof v === "string") return v;
-      ctx.addIssue({ code: "custom", message: "data must be a string", path: ["data"] });
+      // A lone surrogate (JSON "\ud800") has no UTF-8 form: storing it would silently change the body.
+      if (typeof v === "string" && v.isWellFormed()) return v;
+      ctx.addIssue({ code: "custom", message: "data must be a string of valid Unicode text", path: ["data"] });
       return z.NEVER;
     }),
   })

@@ -113,6 +113,8 @@ describe("POST /fmsg refusals change nothing", () => {
     ["important not a boolean", { important: "yes" }, 400, /important/],
     ["no_reply not a boolean", { no_reply: 1 }, 400, /no_reply/],
     ["data not a string", { data: 5 }, 400, /data/],
+    ["data with a lone surrogate", { data: "ok \ud800 no" }, 400, /data/],
+    ["topic with a lone surrogate", { topic: "\udc00" }, 400, /topic/],
     ["from another user", { from: BOB }, 403, "from address must match authenticated user"],
     ["data over the limit", { data: "x".repeat(1024 * 1024 + 1) }, 413, "message data exceeds maximum size"],
   ];

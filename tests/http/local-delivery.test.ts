@@ -65,3 +65,15 @@ test("the periodic retry resolves what was pending once the identity service ans
   expect(resolved).toBeGreaterThanOrEqual(1);
   expect(await outcome("msg_to", id, DOWN)).toEqual({ delivered: true, code: 200 });
 });
+
+test("with the identity service failing, a send to many local recipients stops asking after the first failure", async () => {
+  const many = Array.from({ length: 20 }, (_, i) => `@down${i}@example.com`);
+  for (const a of many) stub.set(a, "error");
+  const id = await createDraft(s, ALICE, many);
+  await sendDraft(s, ALICE, id);
+  const asked = many.reduce((n, a) => n + stub.requests(a), 0);
+  expect(asked).toBeGreaterThanOrEqual(1);
+  expect(asked).toBeLessThanOrEqual(8); // at most the look-ups already in flight, not one per recipient
+  const [pending] = await s.db.sql`select count(*)::int as n from msg_to where msg_id = ${id} and response_code is null`;
+  expect(pending!.n).toBe(20);
+});
