@@ -1,8 +1,8 @@
 // Serving stored files: safe headers, strong ETag / 304, single byte ranges / 206 / 416, JSON 404s.
-import { stat } from "node:fs/promises";
 import { contentDisposition } from "../domain/filename.ts";
 import { downloadContentType } from "../domain/media-type.ts";
 import { insideReal } from "../storage/data-dir.ts";
+import { fileInfo } from "../storage/file-info.ts";
 import { ApiError } from "./errors.ts";
 
 export type Download = {
@@ -14,28 +14,6 @@ export type Download = {
   /** Error text when the file is missing on disk. */
   missing: string;
 };
-
-type FileInfo = { size: number; etag: string };
-
-/** Size and a strong validator. A replaced draft body is a new inode (rename), so the tag changes. */
-async function fileInfo(path: string): Promise<FileInfo | null> {
-  try {
-    const s = await stat(path, { bigint: true });
-    if (!s.isFile()) return null;
-    return { size: Number(s.size), etag: `"${s.ino.toString(36)}-${s.size.toString(36)}-${s.mtimeNs.toString(36)}"` };
-  } catch {
-    return null;
-  }
-}
-
-/** Real length of a stored file (for parts fmsgd stored decompressed), or null when missing. */
-export async function fileSize(dataDir: string, filepath: string): Promise<number | null> {
-  try {
-    return (await fileInfo(await insideReal(dataDir, filepath)))?.size ?? null;
-  } catch {
-    return null;
-  }
-}
 
 const etagMatches = (header: string, etag: string) =>
   header.trim() === "*" || header.split(",").some((t) => t.trim() === etag);

@@ -1,6 +1,6 @@
 // Creating and replacing drafts: body file staged beside its place, rows and rename in one transaction.
 import { unlink } from "node:fs/promises";
-import { parseAddress, sameAddress } from "../domain/address.ts";
+import { domainOf, parseAddress, sameAddress } from "../domain/address.ts";
 import { bodyExtension } from "../domain/media-type.ts";
 import { findMessage, findMessageHead, lockMessage } from "../db/messages.ts";
 import {
@@ -29,7 +29,7 @@ const TOTAL_TOO_LARGE = "total message size exceeds limit";
 /** Rules both create and update apply before touching any file. */
 async function checkInput(deps: MessageDeps, identity: string, input: MessageInput): Promise<Uint8Array> {
   if (!sameAddress(input.from, identity)) throw new ApiError(403, "from address must match authenticated user");
-  if (deps.domain !== null && parseAddress(input.from)!.domain.toLowerCase() !== deps.domain.toLowerCase()) {
+  if (deps.domain !== null && domainOf(input.from) !== deps.domain.toLowerCase()) {
     throw new ApiError(403, `from address must be on ${deps.domain}`);
   }
   const body = Buffer.from(input.data, "utf8");

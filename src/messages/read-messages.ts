@@ -3,7 +3,7 @@ import { sameAddress } from "../domain/address.ts";
 import { attachmentIsCompressed, messageJson, type MessageJson, type StoredMessage } from "../domain/message-json.ts";
 import { findMessage, listInbox, type InboxPage } from "../db/messages.ts";
 import { ApiError } from "../http/errors.ts";
-import { fileSize } from "../http/download.ts";
+import { fileSize } from "../storage/file-info.ts";
 import { notFound } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 
