@@ -57,6 +57,14 @@ export async function participation(sql: Db, id: number, address: string): Promi
 export type InboxPage = { limit: number; offset: number; beforeId: number | null };
 
 /**
+ * How every recipient-index look-up below is phrased, and why: the row comparison on
+ * (lower(addr), msg_id) makes the fmsg_api_ covering index the only one whose bounds fit, and the
+ * draft check is a scalar subquery (never flattened into a join). Written as a plain join with
+ * `order by msg_id`, PostgreSQL may instead walk the whole msg_id index (or merge-join all of msg)
+ * looking for a rarely-mailed address — on a host with few users it does (see bench/README.md).
+ */
+
+/**
  * Sent messages where `address` is a recipient, newest first. Each recipient table is read
  * backwards along its (lower(addr), msg_id) index, stopping after offset+limit rows, so a page
  * costs the same however large the inbox is.
@@ -67,13 +75,17 @@ export async function listInbox(sql: Db, address: string, page: InboxPage): Prom
   return sql<MessageRow[]>`
     with page as (
       select id from (
-        (select t.msg_id as id from msg_to t join msg s on s.id = t.msg_id
-          where lower(t.addr) = lower(${address}) and t.msg_id < ${before} and s.time_sent is not null
-          order by t.msg_id desc limit ${take})
+        (select t.msg_id as id from msg_to t
+          where (lower(t.addr), t.msg_id) < (lower(${address}::text), ${before}::int8)
+            and lower(t.addr) = lower(${address}::text)
+            and (select s.time_sent from msg s where s.id = t.msg_id) is not null
+          order by lower(t.addr) desc, t.msg_id desc limit ${take})
         union
-        (select a.msg_id as id from msg_add_to a join msg s on s.id = a.msg_id
-          where lower(a.addr) = lower(${address}) and a.msg_id < ${before} and s.time_sent is not null
-          order by a.msg_id desc limit ${take})
+        (select a.msg_id as id from msg_add_to a
+          where (lower(a.addr), a.msg_id) < (lower(${address}::text), ${before}::int8)
+            and lower(a.addr) = lower(${address}::text)
+            and (select s.time_sent from msg s where s.id = a.msg_id) is not null
+          order by lower(a.addr) desc, a.msg_id desc limit ${take})
       ) ids
       order by id desc limit ${page.limit} offset ${page.offset}
     )
@@ -88,13 +100,19 @@ export async function latestInboxIds(sql: Db, pairs: { addr: string; sinceId: nu
   if (pairs.length === 0) return new Map();
   const addrs = pairs.map((p) => p.addr);
   const sinces = pairs.map((p) => p.sinceId);
+  // Each branch walks one recipient index backwards from the newest entry and stops at the first
+  // sent message, so a long inbox costs no more than a short one.
   const rows = await sql<{ addr: string; id: number | null }[]>`
     with wanted as (select * from unnest(${addrs}::text[], ${sinces}::int8[]) as w(addr, since_id))
     select w.addr, greatest(
-      (select max(t.msg_id) from msg_to t join msg s on s.id = t.msg_id
-        where lower(t.addr) = w.addr and t.msg_id > w.since_id and s.time_sent is not null),
-      (select max(a.msg_id) from msg_add_to a join msg s on s.id = a.msg_id
-        where lower(a.addr) = w.addr and a.msg_id > w.since_id and s.time_sent is not null)
+      (select t.msg_id from msg_to t
+        where (lower(t.addr), t.msg_id) > (w.addr, w.since_id) and lower(t.addr) = w.addr
+          and (select s.time_sent from msg s where s.id = t.msg_id) is not null
+        order by lower(t.addr) desc, t.msg_id desc limit 1),
+      (select a.msg_id from msg_add_to a
+        where (lower(a.addr), a.msg_id) > (w.addr, w.since_id) and lower(a.addr) = w.addr
+          and (select s.time_sent from msg s where s.id = a.msg_id) is not null
+        order by lower(a.addr) desc, a.msg_id desc limit 1)
     ) as id
     from wanted w`;
   const out = new Map<string, number>();

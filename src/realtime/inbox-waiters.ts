@@ -8,7 +8,9 @@ type Waiter = {
 };
 
 /** How many addresses one catch-up query checks at most. */
-const QUERY_CHUNK = 1000;
+const QUERY_CHUNK = 500;
+/** Checks in flight at once (each holds one pool connection while it runs). */
+const PARALLEL_CHECKS = 4;
 /** Delay before re-checking after a failed query. */
 const RETRY_MS = 1000;
 
@@ -96,7 +98,12 @@ export class InboxWaiters {
         while (this.dirty.size > 0) {
           const keys = [...this.dirty];
           this.dirty.clear();
-          for (let i = 0; i < keys.length; i += QUERY_CHUNK) await this.check(keys.slice(i, i + QUERY_CHUNK));
+          const chunks: string[][] = [];
+          for (let i = 0; i < keys.length; i += QUERY_CHUNK) chunks.push(keys.slice(i, i + QUERY_CHUNK));
+          // A burst (fmsgd delivering to thousands) is answered by a few queries side by side.
+          for (let i = 0; i < chunks.length; i += PARALLEL_CHECKS) {
+            await Promise.all(chunks.slice(i, i + PARALLEL_CHECKS).map((chunk) => this.check(chunk)));
+          }
         }
       } finally {
         this.running = null;
