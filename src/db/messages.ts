@@ -17,7 +17,6 @@ function messageColumns(sql: Db) {
     coalesce((select json_agg(t.addr order by t.id) from msg_to t where t.msg_id = m.id), '[]'::json) as "to",
     coalesce((select json_agg(a.addr order by a.batch_id, a.id) from msg_add_to a where a.msg_id = m.id), '[]'::json) as add_to,
     (select b.add_to_from from msg_add_to_batch b where b.msg_id = m.id order by b.id desc limit 1) as add_to_from,
-    exists (select 1 from msg_add_to_batch b where b.msg_id = m.id) as has_add_to,
     coalesce((select json_agg(json_build_object(
         'filename', f.filename, 'size', f.filesize, 'flags', f.flags, 'type', f.type, 'filepath', f.filepath)
         order by f.position, f.filename)

@@ -17,8 +17,8 @@ export type StoredMessage = {
   filepath: string;
   to: string[];
   add_to: string[];
+  /** The adder of the newest batch; null exactly when the message has no batch. */
   add_to_from: string | null;
-  has_add_to: boolean;
   attachments: StoredAttachment[];
 };
 
@@ -60,7 +60,7 @@ export function messageJson(m: StoredMessage, measured: MeasuredSizes = {}): Mes
     id: m.id,
     version: m.version,
     has_pid: m.pid !== null,
-    has_add_to: m.has_add_to,
+    has_add_to: m.add_to_from !== null, // every batch row names its adder
     common_type: false,
     important: m.is_important,
     no_reply: m.no_reply,
