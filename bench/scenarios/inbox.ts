@@ -1,0 +1,168 @@
+// Scenario 2 — inbox page: GET /fmsg?limit=20 for an identity with 10,000 messages in a database of
+// 200,000 messages and 1,000,000 recipient rows; p50/p99, req/s, and the query plans (custom and
+// generic) of the exact statement src/db/messages.ts listInbox sends.
+import postgres from "postgres";
+import { checkedStatement } from "../lib/capture.ts";
+import { getText } from "../lib/api.ts";
+import { fmtRatio, fmtSpread, table, type Ctx, type Figure, type ScenarioResult } from "../lib/context.ts";
+import { SEED } from "../lib/db.ts";
+import { wrkMatrix } from "../lib/matrix.ts";
+import { asPgbenchScript, findPgbench, pgbench } from "../lib/pgbench.ts";
+import type { Server } from "../lib/procs.ts";
+import { log } from "../lib/util.ts";
+
+export const INBOX_P99_GOAL_MS = 15;
+export const INBOX_GOAL_CONNS = 32;
+const COVERING = ["fmsg_api_msg_to_lower_addr_msg_id_idx", "fmsg_api_msg_add_to_lower_addr_msg_id_idx"];
+
+export type Plans = { query: string; params: unknown[]; statement: string; custom: string; generic: string; autoChoice: string; checks: Record<string, { custom: boolean; generic: boolean }> };
+
+/** EXPLAIN (ANALYZE, BUFFERS) of the prepared statement, as a custom and as a generic plan. */
+export async function inboxPlans(url: string, address: string): Promise<Plans> {
+  const cap = await checkedStatement(url, "listInbox", { address });
+  const sql = postgres(url, { max: 1, onnotice: () => {}, connection: { application_name: "fmsg-bench", jit: "off" } });
+  try {
+    return await sql.begin(async (tx) => {
+      const typeNames: string[] = [];
+      for (const oid of cap.types) {
+        const [r] = await tx<{ name: string }[]>`select ${oid}::oid::regtype::text as name`;
+        typeNames.push(r!.name);
+      }
+      const literal = (v: unknown) => (typeof v === "number" || /^-?[0-9]+$/.test(String(v)) ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
+      const args = cap.params.map(literal).join(", ");
+      await tx.unsafe(`prepare bench_inbox (${typeNames.join(", ")}) as ${cap.query}`);
+      const explain = async (mode: string) => {
+        await tx.unsafe(`set local plan_cache_mode = ${mode}`);
+        const rows = await tx.unsafe<{ "QUERY PLAN": string }[]>(`explain (analyze, buffers) execute bench_inbox (${args})`);
+        return rows.map((r) => r["QUERY PLAN"]).join("\n");
+      };
+      const custom = await explain("force_custom_plan");
+      const generic = await explain("force_generic_plan");
+      // What PostgreSQL itself settles on after the five custom runs (PITFALLS.md 49).
+      await tx.unsafe("set local plan_cache_mode = auto");
+      for (let i = 0; i < 6; i++) await tx.unsafe(`execute bench_inbox (${args})`);
+      const auto = (await tx.unsafe<{ "QUERY PLAN": string }[]>(`explain execute bench_inbox (${args})`)).map((r) => r["QUERY PLAN"]).join("\n");
+      const autoChoice = /\$[0-9]/.test(auto) ? "generic" : "custom";
+      await tx.unsafe("deallocate bench_inbox");
+      const checks: Plans["checks"] = {};
+      for (const ix of COVERING) checks[ix] = { custom: custom.includes(ix), generic: generic.includes(ix) };
+      const statement = `prepare bench_inbox (${typeNames.join(", ")}) as${cap.query.replace(/^\s*\n/, "\n")};\nexecute bench_inbox (${args});`;
+      return { query: cap.query, params: cap.params, statement, custom, generic, autoChoice, checks };
+    });
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+export async function inboxScenario(ctx: Ctx, ours: Server, direct: Server): Promise<ScenarioResult> {
+  const address = SEED.target;
+  const token = ctx.token(address);
+  const path = "/fmsg?limit=20";
+  const page = JSON.parse(await getText(ours.url, path, token)) as { id: number }[];
+  const basePage = JSON.parse(await getText(direct.url, path, token)) as { id: number }[];
+  const ids = page.map((m) => m.id);
+  if (page.length !== 20 || ids.some((id, i) => i > 0 && id >= ids[i - 1]!)) throw new Error(`unexpected inbox page: ${ids.join(",")}`);
+  if (ids.join(",") !== basePage.map((m) => m.id).join(",")) throw new Error("baseline (b) returns a different inbox page");
+
+  log("scenario 2: query plans");
+  const plans = await inboxPlans(ctx.dbUrl, address);
+  log(`scenario 2: GET ${path} for ${address}`);
+  const pgb = await findPgbench();
+  const statement = asPgbenchScript(plans.query, plans.params);
+  const m = await wrkMatrix("inbox", [
+    { name: "b", url: `${direct.url}${path}`, token },
+    { name: "ours", url: `${ours.url}${path}`, token },
+    ...(pgb
+      ? [{
+          name: "db",
+          // pgbench needs one connection per client: only levels well inside max_connections.
+          conns: ctx.settings.conns.filter((c) => c <= 32),
+          selfWarming: true,
+          run: async (connections: number, seconds: number) => {
+            const r = await pgbench(ctx.dbUrl, statement, { clients: connections, seconds, warmup: ctx.settings.warmup, tmp: ctx.tmp });
+            return { rps: r.tps, p50Ms: r.p50Ms, p90Ms: Number.NaN, p99Ms: r.p99Ms, maxMs: Number.NaN, requests: r.transactions, errors: 0, statusErrors: 0 };
+          },
+        }]
+      : []),
+  ], ctx.settings);
+
+  const figures: Figure[] = [];
+  const rows: string[][] = [];
+  for (const c of ctx.settings.conns) {
+    const o = m.ours![c]!;
+    const b = m.b![c]!;
+    const db = m.db?.[c];
+    const goal = c === INBOX_GOAL_CONNS;
+    const pass = o.p99.median < INBOX_P99_GOAL_MS;
+    figures.push({
+      scenario: "2 Inbox page",
+      figure: "p99 ms",
+      conns: String(c),
+      ours: fmtSpread(o.p99, 2),
+      baseline: `(b) ${fmtSpread(b.p99, 2)}${db ? `; DB alone ${fmtSpread(db.p99, 2)}` : ""}`,
+      ratio: `${fmtRatio(o.p99.median / b.p99.median)}${db ? `; ${fmtRatio(o.p99.median / db.p99.median)}` : ""}`,
+      goal: goal ? `< ${INBOX_P99_GOAL_MS} ms` : "—",
+      result: goal ? (pass ? "PASS" : "MISS") : "info",
+      shortfall: goal && !pass ? `inbox p99 at ${c} connections: ${o.p99.median.toFixed(2)} ms, goal < ${INBOX_P99_GOAL_MS} ms` : undefined,
+    });
+    figures.push({
+      scenario: "2 Inbox page",
+      figure: "req/s",
+      conns: String(c),
+      ours: fmtSpread(o.rps),
+      baseline: `(b) ${fmtSpread(b.rps)}${db ? `; DB alone ${fmtSpread(db.rps)}` : ""}`,
+      ratio: `${fmtRatio(o.rps.median / b.rps.median)}${db ? `; ${fmtRatio(o.rps.median / db.rps.median)}` : ""}`,
+      goal: "—",
+      result: "info",
+    });
+    const names: Record<string, string> = { db: "database alone: pgbench, same statement", b: "(b) Bun.serve + postgres.js, same SQL", ours: "ours" };
+    for (const t of ["db", "b", "ours"]) {
+      const cell = m[t]?.[c];
+      if (cell) rows.push([names[t]!, String(c), fmtSpread(cell.rps), fmtSpread(cell.p50, 2), fmtSpread(cell.p99, 2), String(cell.errors)]);
+    }
+  }
+  const used = (mode: "custom" | "generic") => COVERING.filter((ix) => plans.checks[ix]![mode]);
+  const planOk = plans.checks[COVERING[0]!]!.custom && plans.checks[COVERING[0]!]!.generic;
+  figures.push({
+    scenario: "2 Inbox page",
+    figure: "plans use lower(addr) covering index",
+    conns: "—",
+    ours: `custom: ${used("custom").join(", ") || "none"}; generic: ${used("generic").join(", ") || "none"}; auto picks ${plans.autoChoice}`,
+    baseline: "—",
+    ratio: "—",
+    goal: "both plans use fmsg_api_msg_to_lower_addr_msg_id_idx",
+    result: planOk ? "PASS" : "MISS",
+    shortfall: planOk ? undefined : "inbox plans do not use the fmsg_api_ covering index on msg_to",
+  });
+  const markdown = [
+    `GET \`${path}\` as \`${address}\` (10,000 messages, half stored as \`@Inbox.Target@…\`), in a database of ${SEED.messages.toLocaleString("en-US")} messages, ${(SEED.messages * SEED.recipientsPerMessage).toLocaleString("en-US")} msg_to rows and 5,000 msg_add_to rows (2,500 add-to batches). wrk, ${ctx.settings.runs} × ${ctx.settings.seconds} s per cell after a ${ctx.settings.warmup} s warm-up; median (min–max).`,
+    "",
+    table(["Target", "Conns", "req/s", "p50 ms", "p99 ms", "errors"], rows),
+    "",
+    pgb
+      ? `“Database alone” is \`pgbench -M prepared\` (${pgb.split("/").slice(-3).join("/")}) running the statement below as a prepared statement with the same parameters, at the same number of clients (only up to 32: pgbench opens one connection per client), each run counting only what completes after its own ${ctx.settings.warmup} s warm-up on the same connections, \`jit=off\` like the server — the inbox query with no HTTP at all. Ratios in the summary: ours ÷ (b); ours ÷ database alone.`
+      : "pgbench was not found, so the database-alone baseline was skipped.",
+    "",
+    `Query plans of the exact statement \`listInbox\` sends (captured from postgres.js), \`EXPLAIN (ANALYZE, BUFFERS) EXECUTE\` of a prepared statement. After five executions, \`plan_cache_mode = auto\` settles on the **${plans.autoChoice}** plan.`,
+    "",
+    "<details><summary>Statement</summary>",
+    "",
+    "```sql",
+    plans.statement,
+    "```",
+    "</details>",
+    "",
+    "Custom plan (`plan_cache_mode = force_custom_plan`):",
+    "",
+    "```",
+    plans.custom,
+    "```",
+    "",
+    "Generic plan (`plan_cache_mode = force_generic_plan`):",
+    "",
+    "```",
+    plans.generic,
+    "```",
+  ].join("\n");
+  return { id: "inbox", title: "2. Inbox page", figures, markdown, data: { matrix: m, plans } };
+}

@@ -1,0 +1,55 @@
+// The SQL of baseline (b), copied from src/db/messages.ts (messageColumns, findMessage, listInbox).
+// A copy, so the baseline runs no code of ours; the bench compares the statement text these send
+// with what src sends (bench/lib/capture.ts) and refuses to measure when the copy has drifted.
+import type postgres from "postgres";
+
+type Sql = postgres.Sql<any>;
+
+export type Row = {
+  id: number; version: number; pid: number | null; no_reply: boolean; is_important: boolean; is_deflate: boolean;
+  time_sent: number | null; from_addr: string; topic: string; type: string; size: number; filepath: string;
+  to: string[]; add_to: string[]; add_to_from: string | null;
+  attachments: { filename: string; size: number }[];
+};
+
+const columns = (sql: Sql) => sql`
+    m.id, m.version, m.pid, m.no_reply, m.is_important, m.is_deflate, m.time_sent, m.from_addr,
+    m.topic, m.type, m.size, m.filepath,
+    coalesce((select json_agg(t.addr order by t.id) from msg_to t where t.msg_id = m.id), '[]'::json) as "to",
+    coalesce((select json_agg(a.addr order by a.batch_id, a.id) from msg_add_to a where a.msg_id = m.id), '[]'::json) as add_to,
+    (select b.add_to_from from msg_add_to_batch b where b.msg_id = m.id order by b.id desc limit 1) as add_to_from,
+    coalesce((select json_agg(json_build_object(
+        'filename', f.filename, 'size', f.filesize, 'flags', f.flags, 'type', f.type, 'filepath', f.filepath)
+        order by f.position, f.filename)
+      from msg_attachment f where f.msg_id = m.id), '[]'::json) as attachments`;
+
+export async function findMessage(sql: Sql, id: number): Promise<Row | null> {
+  const rows = await sql<Row[]>`select ${columns(sql)} from msg m where m.id = ${id}`;
+  return rows[0] ?? null;
+}
+
+export function listInbox(sql: Sql, address: string, limit: number, offset: number): Promise<Row[]> {
+  const take = limit + offset;
+  const before = Number.MAX_SAFE_INTEGER;
+  return sql<Row[]>`
+    with page as (
+      select id from (
+        (select t.msg_id as id from msg_to t
+          where (lower(t.addr), t.msg_id) < (lower(${address}::text), ${before}::int8)
+            and lower(t.addr) = lower(${address}::text)
+            and (select s.time_sent from msg s where s.id = t.msg_id) is not null
+          order by lower(t.addr) desc, t.msg_id desc limit ${take})
+        union
+        (select a.msg_id as id from msg_add_to a
+          where (lower(a.addr), a.msg_id) < (lower(${address}::text), ${before}::int8)
+            and lower(a.addr) = lower(${address}::text)
+            and (select s.time_sent from msg s where s.id = a.msg_id) is not null
+          order by lower(a.addr) desc, a.msg_id desc limit ${take})
+      ) ids
+      order by id desc limit ${limit} offset ${offset}
+    )
+    select ${columns(sql)} from msg m where m.id in (select id from page) order by m.id desc`;
+}
+
+/** has_add_to as src/domain/message-json.ts derives it: every batch row names its adder. */
+export const hasAddTo = (m: Row) => m.add_to_from !== null;
