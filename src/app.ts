@@ -24,7 +24,7 @@ export type AppDeps = {
   waiters: InboxWaiters;
   listener: ListenerStatus;
   /** Feeds waiters after commits when no LISTEN connection hears the triggers (embedded mode). */
-  announce: (addresses: string[]) => void;
+  announce: ((addresses: string[]) => void) | null;
   log: Logger;
   metrics: Metrics | null;
   /** Injected so tests can inspect or reset the limiter. */

@@ -89,7 +89,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       identity: identity ?? builtinIdentityService,
       waiters,
       listener: listener ?? { connected: () => true },
-      announce: target.inProcessNotify ? (addresses) => waiters.wake(addresses) : () => {},
+      announce: target.inProcessNotify ? (addresses) => waiters.wake(addresses) : null,
       log,
       metrics,
     });

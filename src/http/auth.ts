@@ -2,21 +2,58 @@
 import type { MiddlewareHandler } from "hono";
 import { isValidAddress } from "../domain/address.ts";
 import type { IdentityService } from "../identity/identity-service.ts";
-import { verifyJwt } from "../lib/jwt.ts";
+import { LEEWAY_SECONDS, verifyJwt } from "../lib/jwt.ts";
 import { ApiError, unauthorized } from "./errors.ts";
 import type { AppEnv } from "./app-env.ts";
 
 export type AuthOptions = { jwtKey: Uint8Array; identity: IdentityService; now?: () => number };
 
+/**
+ * Tokens that passed verification, with their subject and expiry. A token valid now stays valid
+ * until `exp` (its nbf and iat only grow older), so a client re-using its token skips the HMAC and
+ * JSON work. Bounded; the oldest entry goes first.
+ */
+export class VerifiedTokens {
+  private readonly entries = new Map<string, { sub: string; exp: number }>();
+  constructor(private readonly max = 10_000) {}
+
+  get(token: string, nowSeconds: number): string | null {
+    const hit = this.entries.get(token);
+    if (!hit) return null;
+    if (nowSeconds > hit.exp + LEEWAY_SECONDS) {
+      this.entries.delete(token);
+      return null;
+    }
+    return hit.sub;
+  }
+
+  add(token: string, sub: string, exp: number): void {
+    if (this.entries.size >= this.max) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+    this.entries.set(token, { sub, exp });
+  }
+}
+
 /** Parses the Authorization header and verifies the token; returns the `sub` address. */
-export function authenticateToken(header: string | undefined, key: Uint8Array, nowSeconds: number): string {
+export function authenticateToken(
+  header: string | undefined,
+  key: Uint8Array,
+  nowSeconds: number,
+  verified: VerifiedTokens | null = null,
+): string {
   if (header === undefined || header.trim() === "") throw unauthorized("auth header is empty");
   const m = /^Bearer +([^\s]+)\s*$/i.exec(header);
   if (!m) throw unauthorized("auth header is invalid");
-  const result = verifyJwt(m[1]!, key, nowSeconds);
+  const token = m[1]!;
+  const known = verified?.get(token, nowSeconds);
+  if (known) return known;
+  const result = verifyJwt(token, key, nowSeconds);
   if (!result.ok) throw unauthorized(result.reason);
   const sub = result.claims.sub;
   if (!isValidAddress(sub)) throw unauthorized("token subject is not a valid address");
+  verified?.add(token, sub, result.claims.exp as number);
   return sub;
 }
 
@@ -31,8 +68,9 @@ export async function checkIdentity(identity: IdentityService, address: string):
 
 export function requireIdentity(opts: AuthOptions): MiddlewareHandler<AppEnv> {
   const now = opts.now ?? (() => Date.now() / 1000);
+  const verified = new VerifiedTokens();
   return async (c, next) => {
-    const address = authenticateToken(c.req.header("authorization"), opts.jwtKey, now());
+    const address = authenticateToken(c.req.header("authorization"), opts.jwtKey, now(), verified);
     await checkIdentity(opts.identity, address);
     c.set("identity", address);
     await next();

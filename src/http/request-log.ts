@@ -19,10 +19,14 @@ export function requestLog(log: Logger, metrics: Metrics | null): MiddlewareHand
     const given = c.req.header("x-request-id");
     const requestId = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
     c.set("requestId", requestId);
+    // Set before the handler runs, so it goes into the response as it is built (setting it
+    // afterwards makes Hono copy the whole response once more).
+    c.header("X-Request-Id", requestId);
     try {
       await next();
     } finally {
-      c.header("X-Request-Id", requestId);
+      // Responses a handler built itself (downloads) did not pass through c.header().
+      if (!c.res.headers.has("X-Request-Id")) c.header("X-Request-Id", requestId);
       const seconds = (performance.now() - started) / 1000;
       const route = matchedRoutes(c).at(-1)?.path ?? "unmatched";
       metrics?.observe(c.req.method, route, c.res.status, seconds);

@@ -43,7 +43,7 @@ export async function addRecipients(deps: MessageDeps, identity: string, id: num
     return true;
   });
   if (sent) {
-    deps.announce(addresses);
+    deps.announce?.(addresses);
     await resolveLocalRecipients(deps, id);
   }
   return addresses.length;

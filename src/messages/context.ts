@@ -14,8 +14,8 @@ export type MessageDeps = {
   /**
    * Called after a commit that made messages visible to these addresses. With PostgreSQL the
    * LISTEN connection hears the triggers anyway; the embedded database has no cross-connection
-   * NOTIFY, so there this feeds the waiters directly.
+   * NOTIFY, so there this feeds the waiters directly. Null when the listener covers it.
    */
-  announce: (addresses: string[]) => void;
+  announce: ((addresses: string[]) => void) | null;
   log: (line: Record<string, unknown>) => void;
 };

@@ -17,7 +17,7 @@ export async function sendDraft(deps: MessageDeps, identity: string, id: number)
     for (const batch of await stampBatches(tx, id, sentAt)) await insertNotifyRows(tx, id, batch, deps.domain);
     return sentAt;
   });
-  deps.announce(await recipientsOf(deps.sql, id));
+  if (deps.announce) deps.announce(await recipientsOf(deps.sql, id));
   await resolveLocalRecipients(deps, id);
   return time;
 }

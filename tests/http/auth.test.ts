@@ -1,7 +1,8 @@
 // Authentication (API.md §3): the Authorization header, strict HS256 JWT checks, the `sub`
 // address, and the identity service (fmsgid) answers, caching and request coalescing.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { signJwt } from "../../src/lib/jwt.ts";
+import { authenticateToken, VerifiedTokens } from "../../src/http/auth.ts";
+import { LEEWAY_SECONDS, signJwt } from "../../src/lib/jwt.ts";
 import { startIdentityStub, type IdentityStub } from "../helpers/identity-stub.ts";
 import { startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 
@@ -328,5 +329,30 @@ describe("FMSG_ID_URL=builtin", () => {
   test("still rejects an invalid sub", async () => {
     const token = signJwt({ sub: "alice", iat: now() - 5, exp: now() + 600 }, TEST_KEY);
     await expect401(await builtin.request("GET", "/fmsg", { headers: { authorization: `Bearer ${token}` } }));
+  });
+});
+
+describe("verified-token cache", () => {
+  test("a cached token still expires, and the cache stays bounded", () => {
+    const cache = new VerifiedTokens(2);
+    const t0 = 1_800_000_000;
+    const token = signJwt({ sub: "@cached@example.com", exp: t0 + 60 }, TEST_KEY);
+    expect(authenticateToken(`Bearer ${token}`, TEST_KEY, t0, cache)).toBe("@cached@example.com");
+    expect(cache.get(token, t0 + 30)).toBe("@cached@example.com");
+    expect(() => authenticateToken(`Bearer ${token}`, TEST_KEY, t0 + 60 + LEEWAY_SECONDS + 1, cache)).toThrow("token is expired");
+    expect(cache.get(token, t0)).toBeNull(); // dropped once seen expired
+    const others = [1, 2, 3].map((i) => signJwt({ sub: `@u${i}@example.com`, exp: t0 + 60 }, TEST_KEY));
+    for (const t of others) authenticateToken(`Bearer ${t}`, TEST_KEY, t0, cache);
+    expect(cache.get(others[0]!, t0)).toBeNull(); // the oldest went first
+    expect(cache.get(others[2]!, t0)).toBe("@u3@example.com");
+  });
+
+  test("a forged token is never served from the cache of a genuine one", () => {
+    const cache = new VerifiedTokens();
+    const t0 = 1_800_000_000;
+    const genuine = signJwt({ sub: "@real@example.com", exp: t0 + 60 }, TEST_KEY);
+    authenticateToken(`Bearer ${genuine}`, TEST_KEY, t0, cache);
+    const forged = `${genuine.slice(0, genuine.lastIndexOf("."))}.AAAA`;
+    expect(() => authenticateToken(`Bearer ${forged}`, TEST_KEY, t0, cache)).toThrow("signature is invalid");
   });
 });

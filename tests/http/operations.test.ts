@@ -29,6 +29,19 @@ describe("request log and request id", () => {
     expect(all).not.toContain(token);
   });
 
+  test("downloads and errors carry the request id too", async () => {
+    const created = await s.request("POST", "/fmsg", { json: { version: 1, from: ALICE, to: ["@b@example.com"], type: "text/plain", data: "x" } });
+    const { id } = (await created.json()) as { id: number };
+    const data = await s.request("GET", `/fmsg/${id}/data`, { headers: { "x-request-id": "dl-1" } });
+    expect(data.headers.get("x-request-id")).toBe("dl-1");
+    await data.arrayBuffer();
+    const missing = await s.request("GET", "/fmsg/424242", { headers: { "x-request-id": "err-1" } });
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get("x-request-id")).toBe("err-1");
+    const limited = await s.request("GET", "/nope", { headers: { "x-request-id": "nf-1" } });
+    expect(limited.headers.get("x-request-id")).toBe("nf-1");
+  });
+
   test("a well-formed X-Request-Id is echoed; a hostile one is replaced", async () => {
     const echoed = await s.request("GET", "/healthz", { headers: { "x-request-id": "abc-123" } });
     expect(echoed.headers.get("x-request-id")).toBe("abc-123");
