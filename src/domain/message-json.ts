@@ -46,7 +46,6 @@ export type MessageJson = {
 /** Attachment flag bit fmsgd sets on a part it received compressed (and stored decompressed). */
 export const ATTACHMENT_DEFLATE_FLAG = 2;
 
-export const bodyIsCompressed = (m: StoredMessage) => m.is_deflate;
 export const attachmentIsCompressed = (a: StoredAttachment) => (a.flags & ATTACHMENT_DEFLATE_FLAG) !== 0;
 
 /**
