@@ -1,4 +1,4 @@
-// Opens the postgres.js pool (and its single LISTEN connection) from the configuration.
+// Opens the postgres.js pool (and its single LISTEN connection) from the configuration; ping and notify.
 import postgres from "postgres";
 
 export type Sql = postgres.Sql;
@@ -33,4 +33,14 @@ export function openPool(opts: PoolOptions): Sql {
     connection: { application_name: "fmsg-webapi", ...(opts.startupParams ?? { jit: "off" }) },
   };
   return opts.url ? postgres(opts.url, options) : postgres(options);
+}
+
+/** The cheapest round trip: does the database answer? */
+export async function ping(sql: Sql): Promise<void> {
+  await sql`select 1`;
+}
+
+/** NOTIFY through the pool (the listener's heartbeat). */
+export async function notify(sql: Sql, channel: string, payload: string): Promise<void> {
+  await sql`select pg_notify(${channel}, ${payload})`;
 }

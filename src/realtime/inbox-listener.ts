@@ -1,5 +1,5 @@
 // The process's single LISTEN connection: fmsgd's trigger channels fanned out to the inbox waiters.
-import type { Sql } from "../db/pool.ts";
+import { notify, type Sql } from "../db/pool.ts";
 import type { InboxWaiters } from "./inbox-waiters.ts";
 
 /** Channels raised by the triggers of DATABASE.md whose payload is "<msg_id>,<addr>". */
@@ -105,7 +105,7 @@ export async function startInboxListener(sql: Sql, waiters: InboxWaiters, opts: 
     }
     const nonce = crypto.randomUUID();
     awaiting = nonce;
-    await sql`select pg_notify(${HEARTBEAT_CHANNEL}, ${nonce})`.catch(() => {});
+    await notify(sql, HEARTBEAT_CHANNEL, nonce).catch(() => {});
   };
   let beating = false;
   const timer = setInterval(() => {

@@ -1,6 +1,6 @@
 // GET /healthz (the process serves) and GET /readyz (database answers, listener connected).
 import { Hono } from "hono";
-import type { Sql } from "../../db/pool.ts";
+import { ping, type Sql } from "../../db/pool.ts";
 import type { ListenerStatus } from "../../realtime/inbox-listener.ts";
 import type { AppEnv } from "../app-env.ts";
 
@@ -10,7 +10,7 @@ async function databaseAnswers(sql: Sql): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), READY_QUERY_TIMEOUT_MS)));
   try {
-    return await Promise.race([sql`select 1`.then(() => true, () => false), timeout]);
+    return await Promise.race([ping(sql).then(() => true, () => false), timeout]);
   } finally {
     clearTimeout(timer);
   }
