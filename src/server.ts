@@ -75,6 +75,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       : await startInboxListener(sql, waiters, { log, heartbeatMs: opts.listenerHeartbeatMs });
     if (listener) cleanups.unshift(() => listener.stop());
     const identity = config.idUrl === "builtin" ? null : cachedIdentityService(fmsgidClient(config.idUrl), config.idCacheSeconds);
+    const lookups = identity ?? builtinIdentityService;
     const metrics = config.metrics
       ? new Metrics({
           fmsg_api_open_waits: { help: "Open /fmsg/wait requests.", read: () => waiters.size },
@@ -86,7 +87,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     const app = createApp({
       config,
       sql,
-      identity: identity ?? builtinIdentityService,
+      identity: lookups,
       waiters,
       listener: listener ?? { connected: () => true },
       announce: target.inProcessNotify ? (addresses) => waiters.wake(addresses) : null,
@@ -114,7 +115,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     }
 
     const retry = config.domain
-      ? setInterval(() => void retryLocalDeliveries({ sql, domain: config.domain, identity: identity ?? builtinIdentityService, log }), LOCAL_DELIVERY_RETRY_MS)
+      ? setInterval(() => void retryLocalDeliveries({ sql, domain: config.domain, identity: lookups, log }), LOCAL_DELIVERY_RETRY_MS)
       : null;
 
     let stopping: Promise<void> | null = null;

@@ -12,11 +12,12 @@ export async function findAttachment(sql: Sql | Tx, msgId: number, filename: str
   return rows[0] ?? null;
 }
 
-/** Count and total bytes of a message's attachments, leaving out one name (the one being replaced). */
-export async function otherAttachments(tx: Tx, msgId: number, except: string): Promise<{ count: number; bytes: number }> {
+/** Count and total bytes of a message's attachments, optionally leaving out one name (being replaced). */
+export async function attachmentTotals(tx: Tx, msgId: number, except: string | null = null): Promise<{ count: number; bytes: number }> {
   const [row] = await tx<{ count: number; bytes: number }[]>`
     select count(*)::int as count, coalesce(sum(filesize), 0)::int8 as bytes
-    from msg_attachment where msg_id = ${msgId} and lower(filename) <> lower(${except})`;
+    from msg_attachment
+    where msg_id = ${msgId} and (${except}::text is null or lower(filename) <> lower(${except}::text))`;
   return { count: row?.count ?? 0, bytes: row?.bytes ?? 0 };
 }
 

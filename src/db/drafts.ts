@@ -129,11 +129,3 @@ export async function insertNotifyRows(tx: Tx, id: number, batchId: number, ownD
     order by p.domain
     on conflict (batch_id, domain) do nothing`;
 }
-
-export type AttachmentTotals = { count: number; bytes: number };
-
-export async function attachmentTotals(tx: Tx | Sql, id: number): Promise<AttachmentTotals> {
-  const [row] = await tx<{ count: number; bytes: number }[]>`
-    select count(*)::int as count, coalesce(sum(filesize), 0)::int8 as bytes from msg_attachment where msg_id = ${id}`;
-  return { count: row?.count ?? 0, bytes: row?.bytes ?? 0 };
-}

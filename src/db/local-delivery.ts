@@ -3,15 +3,6 @@ import type { Sql } from "./pool.ts";
 
 export type PendingLocal = { table: "msg_to" | "msg_add_to"; id: number; msg_id: number; addr: string };
 
-/** Every recipient address of a message (`to` and add-to), for wake-ups. */
-export async function recipientsOf(sql: Sql, msgId: number): Promise<string[]> {
-  const rows = await sql<{ addr: string }[]>`
-    select addr from msg_to where msg_id = ${msgId}
-    union all
-    select addr from msg_add_to where msg_id = ${msgId}`;
-  return rows.map((r) => r.addr);
-}
-
 /**
  * Undelivered, never-answered recipients on `domain` of messages sent from `domain` (one message, or
  * all): received mail is fmsgd's business.

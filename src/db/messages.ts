@@ -42,6 +42,15 @@ export async function findMessageHead(sql: Db, id: number): Promise<MessageHead 
   return rows[0] ?? null;
 }
 
+/** Every recipient address of a message (`to` and add-to), for wake-ups. */
+export async function recipientsOf(sql: Db, msgId: number): Promise<string[]> {
+  const rows = await sql<{ addr: string }[]>`
+    select addr from msg_to where msg_id = ${msgId}
+    union all
+    select addr from msg_add_to where msg_id = ${msgId}`;
+  return rows.map((r) => r.addr);
+}
+
 export type Participation = { to: boolean; addTo: boolean };
 
 /** Whether `address` is a `to` or an add-to recipient of message `id` (case-insensitive). */

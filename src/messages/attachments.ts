@@ -4,12 +4,12 @@ import { parseAddress } from "../domain/address.ts";
 import { isValidFilename } from "../domain/filename.ts";
 import { isValidMediaType, typeFromFilename } from "../domain/media-type.ts";
 import {
+  attachmentTotals,
   bodySize,
   deleteAttachment,
   findAttachment,
   insertAttachment,
   nextAttachmentPosition,
-  otherAttachments,
   replaceAttachment,
 } from "../db/attachments.ts";
 import { findMessageHead, lockMessage } from "../db/messages.ts";
@@ -34,7 +34,7 @@ export async function checkUploadAllowed(deps: MessageDeps, identity: string, id
 }
 
 async function currentTotals(deps: MessageDeps, id: number, filename: string) {
-  return deps.sql.begin(async (tx) => ({ body: await bodySize(tx, id), others: await otherAttachments(tx, id, filename) }));
+  return deps.sql.begin(async (tx) => ({ body: await bodySize(tx, id), others: await attachmentTotals(tx, id, filename) }));
 }
 
 /**
@@ -65,7 +65,7 @@ export async function uploadAttachment(deps: MessageDeps, identity: string, id: 
   await withStagedFiles([staged], (placeFiles) =>
     deps.sql.begin(async (tx) => {
       requireOwnedDraft(await lockMessage(tx, id), identity, UPLOAD_TEXTS);
-      const others = await otherAttachments(tx, id, filename);
+      const others = await attachmentTotals(tx, id, filename);
       if (others.count >= MAX_ATTACHMENTS) throw new ApiError(400, `a message holds at most ${MAX_ATTACHMENTS} attachments`);
       if ((await bodySize(tx, id)) + others.bytes + staged.size > deps.maxMsgBytes) throw new ApiError(413, TOTAL_TOO_LARGE);
       const old = await findAttachment(tx, id, filename);

@@ -3,8 +3,8 @@ import { unlink } from "node:fs/promises";
 import { domainOf, parseAddress, sameAddress } from "../domain/address.ts";
 import { bodyExtension } from "../domain/media-type.ts";
 import { findMessage, findMessageHead, lockMessage } from "../db/messages.ts";
+import { attachmentTotals } from "../db/attachments.ts";
 import {
-  attachmentTotals,
   deleteBatches,
   deleteRecipients,
   insertBatch,
@@ -20,7 +20,8 @@ import { ApiError } from "../http/errors.ts";
 import type { MessageInput } from "../http/message-input.ts";
 import { removeTree, stageFile, withStagedFiles, type StagedFile } from "../storage/atomic-file.ts";
 import { bodyPath, inside, messageDir } from "../storage/data-dir.ts";
-import { notFound, requireOwnedDraft } from "./access.ts";
+import { requireOwnedDraft } from "./access.ts";
+import { isOwner, isRecipient } from "./read-messages.ts";
 import type { MessageDeps } from "./context.ts";
 
 const DATA_TOO_LARGE = "message data exceeds maximum size";
@@ -41,12 +42,7 @@ async function checkInput(deps: MessageDeps, identity: string, input: MessageInp
 /** A reply's parent must be a sent message the author takes part in; anything else is "not found". */
 async function checkParent(deps: MessageDeps, identity: string, pid: number): Promise<void> {
   const parent = await findMessage(deps.sql, pid);
-  const visible =
-    parent !== null &&
-    parent.time_sent !== null &&
-    (sameAddress(parent.from_addr, identity) ||
-      parent.to.some((a) => sameAddress(a, identity)) ||
-      parent.add_to.some((a) => sameAddress(a, identity)));
+  const visible = parent !== null && parent.time_sent !== null && (isOwner(parent, identity) || isRecipient(parent, identity));
   if (!visible) throw new ApiError(400, `PID ${pid} not found`);
 }
 
@@ -104,9 +100,7 @@ export async function replaceDraft(deps: MessageDeps, identity: string, id: numb
   await withStagedFiles([body], (placeFiles) =>
     deps.sql.begin(async (tx) => {
       // Decided again under the row lock: a concurrent send or delete wins cleanly.
-      const head = await lockMessage(tx, id);
-      if (!head) throw notFound();
-      requireOwnedDraft(head, identity, UPDATE_TEXTS);
+      const head = requireOwnedDraft(await lockMessage(tx, id), identity, UPDATE_TEXTS);
       const totals = await attachmentTotals(tx, id);
       if (body.size + totals.bytes > deps.maxMsgBytes) throw new ApiError(413, TOTAL_TOO_LARGE);
       await updateDraft(tx, id, draftFields(input, body));

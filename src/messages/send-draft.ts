@@ -1,7 +1,6 @@
 // Sending a draft: time_sent, the pending batch's time and notify rows, atomically; then local delivery.
-import { lockMessage } from "../db/messages.ts";
+import { lockMessage, recipientsOf } from "../db/messages.ts";
 import { insertNotifyRows, markSent, stampBatches } from "../db/drafts.ts";
-import { recipientsOf } from "../db/local-delivery.ts";
 import { resolveLocalRecipients } from "../delivery/local-delivery.ts";
 import { requireOwnedDraft } from "./access.ts";
 import type { MessageDeps } from "./context.ts";

@@ -38,56 +38,51 @@ export function payloadAddress(payload: string): string | null {
 export async function startInboxListener(sql: Sql, waiters: InboxWaiters, opts: ListenerOptions = {}): Promise<InboxListener> {
   const log = opts.log ?? (() => {});
   const heartbeatMs = opts.heartbeatMs ?? 5000;
-  let handles: Handle[] = [];
+  const handles: Handle[] = [];
   let connected = false;
-  let subscribed = 0;
+  /** Set once the first LISTENs are in place: every (re)connection after that may have lost NOTIFYs. */
+  let ready = false;
   let awaiting: string | null = null;
   let stopped = false;
 
-  const safely = (fn: (payload: string) => void) => (payload: string) => {
+  const safely = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A) => {
     // A throwing listener callback makes postgres.js skip its siblings (PITFALLS.md 10).
     try {
-      fn(payload);
+      fn(...args);
     } catch (err) {
       log({ level: "error", msg: "notification handler failed", error: String(err) });
     }
   };
-  const onInbox = safely((payload) => {
+  const onInbox = safely((payload: string) => {
     const addr = payloadAddress(payload);
     if (addr) waiters.wake([addr]);
   });
-  const onDelivered = safely((payload) => {
+  const onDelivered = safely((payload: string) => {
     const addr = payloadAddress(payload);
     if (addr && opts.onDelivered) opts.onDelivered(Number(payload.slice(0, payload.indexOf(","))), addr);
   });
   const markConnected = () => {
     const wasDown = !connected;
     connected = true;
-    if (wasDown && subscribed > 0) {
+    if (wasDown && ready) {
       log({ level: "info", msg: "listener reconnected" });
       waiters.wakeAll();
     }
   };
-  const onHeartbeat = safely((payload) => {
+  const onHeartbeat = safely((payload: string) => {
     if (payload === awaiting) awaiting = null;
     markConnected();
   });
-  const onListen = () => safely(() => {
+  const onListen = safely(() => {
     connected = true;
     // Every re-listen after the first: whatever was raised while it was down is lost.
-    if (subscribed > 0) waiters.wakeAll();
-  })("");
+    if (ready) waiters.wakeAll();
+  });
 
-  async function subscribe(): Promise<void> {
-    const next: Handle[] = [];
-    for (const ch of INBOX_CHANNELS) next.push(await sql.listen(ch, onInbox, onListen));
-    next.push(await sql.listen(DELIVERY_CHANNEL, onDelivered));
-    next.push(await sql.listen(HEARTBEAT_CHANNEL, onHeartbeat));
-    handles = next;
-    subscribed++;
-  }
-
-  await subscribe();
+  for (const ch of INBOX_CHANNELS) handles.push(await sql.listen(ch, onInbox, onListen));
+  handles.push(await sql.listen(DELIVERY_CHANNEL, onDelivered));
+  handles.push(await sql.listen(HEARTBEAT_CHANNEL, onHeartbeat));
+  ready = true;
   connected = true;
 
   const beat = async () => {
