@@ -1,7 +1,7 @@
 // Child processes of the bench: servers (ours and the baselines) and load generators, with cleanup.
 import type { Subprocess } from "bun";
 import { readFileSync } from "node:fs";
-import { hardFileLimit, log, sleep } from "./util.ts";
+import { hardFileLimit, log, readLines, sleep } from "./util.ts";
 
 const children = new Set<Subprocess>();
 
@@ -72,22 +72,7 @@ export async function spawnChild(name: string, cmd: string[], env: Record<string
     tail.push(line);
     if (tail.length > 40) tail.shift();
   };
-  const drain = async (stream: ReadableStream<Uint8Array>, onLine?: (line: string) => void) => {
-    const decoder = new TextDecoder();
-    let buffered = "";
-    for await (const chunk of stream) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (onLine) onLine(line);
-        else keep(line);
-      }
-    }
-    if (buffered) (onLine ?? keep)(buffered);
-  };
-  const streams = Promise.all([drain(proc.stdout, opts.onStdoutLine), drain(proc.stderr)]).then(() => {});
+  const streams = Promise.all([readLines(proc.stdout, opts.onStdoutLine ?? keep), readLines(proc.stderr, keep)]).then(() => {});
   return {
     name,
     proc,
