@@ -1,6 +1,7 @@
 // Streams the `file` part of a multipart/form-data request to a consumer, never buffering it whole.
 import busboy from "busboy";
 import { Readable } from "node:stream";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { ApiError } from "./errors.ts";
 
 export type FilePart = {
@@ -8,14 +9,33 @@ export type FilePart = {
   filename: string;
   /** The part's media type (type/subtype); RFC 7578's default text/plain when the header is absent. */
   mimeType: string;
+  /** Ends at the part's boundary; throws (never hangs) if the body breaks off or the upload is abandoned. */
   stream: AsyncIterable<Uint8Array>;
 };
 
 const MULTIPART = /^multipart\/form-data\s*;/i;
 
 /**
- * Runs `consume` on the first part named `file` that has a filename and returns its result.
- * Other parts are skipped. Consuming slowly slows reading the socket (backpressure).
+ * busboy's `files` counts every file part, so it is as wide as `parts`: other file parts are
+ * drained here and only the parts limit bounds them (PITFALLS.md 54).
+ */
+const LIMITS = { parts: 40, files: 40, fields: 20, fieldSize: 64 * 1024, headerPairs: 40 };
+
+const malformed = () => new ApiError(400, "malformed multipart body");
+const interrupted = () => new ApiError(400, "upload interrupted");
+/** The reason a part stream is destroyed once its consumer has settled (nobody reads it again). */
+const FINISHED = new Error("upload finished");
+
+// Catches errors a stream emits after we stopped listening (busboy destroys parts with its own
+// error; a late one without a listener would stop the process, PITFALLS.md 52).
+const ignore = () => {};
+
+/**
+ * Runs `consume` on the first part named `file` and returns its result; other parts are drained.
+ * Consuming slowly slows reading the socket (backpressure). Whatever ends the upload — the form's
+ * end, a malformed or truncated body, the client going away, Bun's idle timeout, or `consume`
+ * failing — destroys every stream made here, so a consumer reading the part gets a throw, and
+ * the returned promise settles once, only after `consume` has settled (its clean-up is done).
  */
 export async function withFilePart<T>(req: Request, consume: (part: FilePart) => Promise<T>): Promise<T> {
   const type = req.headers.get("content-type") ?? "";
@@ -24,58 +44,102 @@ export async function withFilePart<T>(req: Request, consume: (part: FilePart) =>
 
   let parser: busboy.Busboy;
   try {
-    parser = busboy({
-      headers: { "content-type": type },
-      preservePath: true,
-      defParamCharset: "utf8",
-      limits: { files: 1, fields: 20, fieldSize: 64 * 1024, parts: 40, headerPairs: 40 },
-    });
+    parser = busboy({ headers: { "content-type": type }, preservePath: true, defParamCharset: "utf8", limits: LIMITS });
   } catch {
-    throw new ApiError(400, "malformed multipart body");
+    throw malformed();
   }
-  const input = Readable.fromWeb(req.body as import("node:stream/web").ReadableStream<Uint8Array>);
+  parser.on("error", ignore);
+  const input = Readable.fromWeb(req.body as NodeReadableStream<Uint8Array>);
+  input.on("error", ignore);
 
   return new Promise<T>((resolve, reject) => {
-    let started = false;
+    /** Our part, once busboy has found it. */
+    let part: Readable | null = null;
+    /** Other file parts being drained (busboy holds at most one open at a time). */
+    const skipped = new Set<Readable>();
+    let consuming = false;
+    let failure: ApiError | null = null;
+    let tornDown = false;
     let settled = false;
-    const finish = (fn: () => void) => {
+    let fileAsField = false;
+
+    const teardown = (reason: Error) => {
+      if (tornDown) return;
+      tornDown = true;
+      req.signal.removeEventListener("abort", onAbort);
+      parser.off("file", onFile).off("field", onField).off("error", onParserError).off("finish", onFinish);
+      input.off("error", onInputError);
+      input.unpipe(parser);
+      part?.destroy(reason);
+      for (const s of skipped) s.destroy(reason);
+      skipped.clear();
+      input.destroy();
+      parser.destroy();
+    };
+    const settle = (outcome: () => void) => {
       if (settled) return;
       settled = true;
-      fn();
+      outcome();
     };
-    const abandon = () => {
-      input.unpipe(parser);
-      input.destroy();
+    /** The body failed: stop everything now; answer once the consumer (if any) has let go. */
+    const fail = (reason: ApiError) => {
+      failure ??= reason;
+      teardown(reason);
+      if (!consuming) settle(() => reject(failure));
     };
-    parser.on("file", (name, stream, info) => {
-      if (name !== "file" || started) {
-        stream.resume(); // not ours: drain
+
+    function onFile(name: string, stream: Readable, info: busboy.FileInfo) {
+      stream.on("error", ignore);
+      if (name !== "file" || part !== null) {
+        skipped.add(stream);
+        stream.once("close", () => skipped.delete(stream));
+        stream.resume();
         return;
       }
-      started = true;
-      consume({ filename: info.filename ?? "", mimeType: info.mimeType, stream }).then(
+      part = stream;
+      consuming = true;
+      let result: Promise<T>;
+      try {
+        result = consume({ filename: info.filename ?? "", mimeType: info.mimeType, stream });
+      } catch (err) {
+        result = Promise.reject(err);
+      }
+      result.then(
         (value) => {
-          stream.resume();
-          finish(() => resolve(value));
+          // Stored and committed: that stands, even if the rest of the body then broke off.
+          consuming = false;
+          teardown(FINISHED);
+          settle(() => resolve(value));
         },
-        (err) => {
-          abandon();
-          finish(() => reject(err));
+        (err: unknown) => {
+          consuming = false;
+          teardown(err instanceof Error ? err : FINISHED);
+          // The consumer's error is often just the part stream's destruction; the cause wins.
+          settle(() => reject(failure ?? err));
         },
       );
-    });
-    let fileAsField = false;
-    parser.on("field", (name) => {
+    }
+    function onField(name: string) {
       if (name === "file") fileAsField = true; // sent in the file field, but without a file name
-    });
-    parser.on("error", () => {
-      abandon();
-      finish(() => reject(new ApiError(400, "malformed multipart body")));
-    });
-    parser.on("close", () => {
-      if (!started) finish(() => reject(new ApiError(400, fileAsField ? "invalid filename" : "file field required")));
-    });
-    input.on("error", () => finish(() => reject(new ApiError(400, "upload interrupted"))));
+    }
+    function onParserError() {
+      fail(malformed());
+    }
+    function onFinish() {
+      // The whole form was read; without our part there is nothing more to wait for.
+      if (part === null) fail(new ApiError(400, fileAsField ? "invalid filename" : "file field required"));
+    }
+    function onInputError() {
+      fail(interrupted());
+    }
+    function onAbort() {
+      fail(interrupted());
+    }
+
+    parser.on("file", onFile).on("field", onField).on("error", onParserError).on("finish", onFinish);
+    input.on("error", onInputError);
+    if (req.signal.aborted) return fail(interrupted());
+    req.signal.addEventListener("abort", onAbort);
     input.pipe(parser);
   });
 }
