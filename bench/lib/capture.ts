@@ -36,12 +36,12 @@ async function one(url: string, fn: (sql: postgres.Sql<any>) => Promise<unknown>
  * The statement src/db/messages.ts sends for `which`, after checking that baseline (b)'s copy
  * (bench/servers/direct-sql.ts) sends the same text; throws when it has drifted.
  */
-export async function checkedStatement(url: string, which: "findMessage" | "listInbox", arg: { id?: number; address?: string }): Promise<Captured> {
+export async function checkedStatement(url: string, which: "findMessage" | "listInbox", arg: { id?: number; address: string }): Promise<Captured> {
   const [ours, theirs] =
     which === "findMessage"
       ? [
-          await one(url, (sql) => findMessage(sql, arg.id!), "from msg m where m.id"),
-          await one(url, (sql) => copy.findMessage(sql, arg.id!), "from msg m where m.id"),
+          await one(url, (sql) => findMessage(sql, arg.id!, arg.address), "from msg m where m.id"),
+          await one(url, (sql) => copy.findMessage(sql, arg.id!, arg.address), "from msg m where m.id"),
         ]
       : [
           await one(url, (sql) => listInbox(sql, arg.address!, { limit: 20, offset: 0, beforeId: null }), "with page as"),

@@ -22,7 +22,7 @@ export async function readScenario(ctx: Ctx, ours: Server, direct: Server): Prom
   await send(ours.url, senderToken, id);
   const token = ctx.token(reader);
   const path = `/fmsg/${id}`;
-  await checkedStatement(ctx.dbUrl, "findMessage", { id }); // baseline (b) runs today's SQL of findMessage
+  await checkedStatement(ctx.dbUrl, "findMessage", { id, address: reader }); // baseline (b) runs today's SQL of findMessage
   const oursBody = await getText(ours.url, path, token);
   const directBody = await getText(direct.url, path, token);
   const parsed = JSON.parse(oursBody) as { to: string[]; attachments: unknown[] };

@@ -10,6 +10,7 @@ export type Row = {
   time_sent: number | null; from_addr: string; topic: string; type: string; size: number; filepath: string;
   to: string[]; add_to: string[]; add_to_from: string | null;
   attachments: { filename: string; size: number }[];
+  is_owner: boolean; is_to: boolean; is_add_to: boolean;
 };
 
 const columns = (sql: Sql) => sql`
@@ -23,8 +24,13 @@ const columns = (sql: Sql) => sql`
         order by f.position, f.filename)
       from msg_attachment f where f.msg_id = m.id), '[]'::json) as attachments`;
 
-export async function findMessage(sql: Sql, id: number): Promise<Row | null> {
-  const rows = await sql<Row[]>`select ${columns(sql)} from msg m where m.id = ${id}`;
+export async function findMessage(sql: Sql, id: number, identity: string): Promise<Row | null> {
+  const rows = await sql<Row[]>`
+    select ${columns(sql)},
+      lower(m.from_addr) = lower(${identity}::text) as is_owner,
+      exists (select 1 from msg_to t where t.msg_id = m.id and lower(t.addr) = lower(${identity}::text)) as is_to,
+      exists (select 1 from msg_add_to a where a.msg_id = m.id and lower(a.addr) = lower(${identity}::text)) as is_add_to
+    from msg m where m.id = ${id}`;
   return rows[0] ?? null;
 }
 

@@ -66,7 +66,6 @@ const shape = (m: Row) => ({
   attachments: m.attachments.map((a) => ({ filename: a.filename, size: a.size })),
 });
 
-const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 Bun.serve({
   hostname: "127.0.0.1",
@@ -84,9 +83,9 @@ Bun.serve({
     }
     const m = /^\/fmsg\/([1-9][0-9]{0,18})$/.exec(url.pathname);
     if (!m) return fail(404, "not found");
-    const row = await findMessage(sql, Number(m[1]));
+    const row = await findMessage(sql, Number(m[1]), identity);
     if (!row) return fail(404, "message not found");
-    const visible = same(row.from_addr, identity) || (row.time_sent !== null && (row.to.some((a) => same(a, identity)) || row.add_to.some((a) => same(a, identity))));
+    const visible = row.is_owner || (row.time_sent !== null && (row.is_to || row.is_add_to));
     if (!visible) return fail(403, "access denied");
     return json(200, shape(row));
   },

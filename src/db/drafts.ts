@@ -76,14 +76,23 @@ export async function deleteBatches(tx: Tx, id: number): Promise<void> {
   await tx`delete from msg_add_to_batch where msg_id = ${id}`;
 }
 
-/** Addresses of `candidates` that already are recipients (`to` or add-to) of the message. */
-export async function existingRecipients(tx: Tx, id: number, candidates: string[]): Promise<string[]> {
-  const lowered = candidates.map((a) => a.toLowerCase());
-  const rows = await tx<{ addr: string }[]>`
-    select addr from msg_to where msg_id = ${id} and lower(addr) = any(${lowered}::text[])
-    union all
-    select addr from msg_add_to where msg_id = ${id} and lower(addr) = any(${lowered}::text[])`;
-  return rows.map((r) => r.addr);
+/**
+ * For a new message's lists: whether `from` is the caller (the same identity by lower()), and the
+ * first address of `to` then `add_to` that repeats an earlier one, in the repeat's own spelling.
+ */
+export async function compareAddresses(
+  sql: Sql | Tx,
+  from: string,
+  identity: string,
+  lists: string[],
+): Promise<{ fromIsIdentity: boolean; duplicate: string | null }> {
+  const [row] = await sql<{ same: boolean; duplicate: string | null }[]>`
+    select lower(${from}::text) = lower(${identity}::text) as same,
+      (select x.addr from (
+         select addr, n, row_number() over (partition by lower(addr) order by n) as seen
+         from unnest(${lists}::text[]) with ordinality as u(addr, n)) x
+       where x.seen > 1 order by x.n limit 1) as duplicate`;
+  return { fromIsIdentity: row?.same ?? false, duplicate: row?.duplicate ?? null };
 }
 
 export async function deleteDraftRows(tx: Tx, id: number): Promise<void> {

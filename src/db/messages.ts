@@ -23,22 +23,37 @@ function messageColumns(sql: Db) {
       from msg_attachment f where f.msg_id = m.id), '[]'::json) as attachments`;
 }
 
-export async function findMessage(sql: Db, id: number): Promise<MessageRow | null> {
-  const rows = await sql<MessageRow[]>`select ${messageColumns(sql)} from msg m where m.id = ${id}`;
+/**
+ * The caller's role in a message, decided by PostgreSQL's lower() — the folding fmsgd's indexes and
+ * queries use — and never by JavaScript, whose toLowerCase() disagrees with it (İ, final Σ, a C ctype).
+ */
+export type Role = { is_owner: boolean; is_to: boolean; is_add_to: boolean };
+
+export async function findMessage(sql: Db, id: number, identity: string): Promise<(MessageRow & Role) | null> {
+  const rows = await sql<(MessageRow & Role)[]>`
+    select ${messageColumns(sql)},
+      lower(m.from_addr) = lower(${identity}::text) as is_owner,
+      exists (select 1 from msg_to t where t.msg_id = m.id and lower(t.addr) = lower(${identity}::text)) as is_to,
+      exists (select 1 from msg_add_to a where a.msg_id = m.id and lower(a.addr) = lower(${identity}::text)) as is_add_to
+    from msg m where m.id = ${id}`;
   return rows[0] ?? null;
 }
 
-/** Owner and draft state of a message, locked for the rest of the transaction (writes decide on it). */
-export type MessageHead = { id: number; from_addr: string; time_sent: number | null; filepath: string };
+/** Owner and draft state of a message; `is_owner` is the caller's ownership, decided in SQL (see Role). */
+export type MessageHead = { id: number; from_addr: string; time_sent: number | null; filepath: string; is_owner: boolean };
 
-export async function lockMessage(tx: Tx, id: number): Promise<MessageHead | null> {
+/** The head locked for the rest of the transaction (writes decide on it). */
+export async function lockMessage(tx: Tx, id: number, identity: string): Promise<MessageHead | null> {
   const rows = await tx<MessageHead[]>`
-    select id, from_addr, time_sent, filepath from msg where id = ${id} for update`;
+    select id, from_addr, time_sent, filepath, lower(from_addr) = lower(${identity}::text) as is_owner
+    from msg where id = ${id} for update`;
   return rows[0] ?? null;
 }
 
-export async function findMessageHead(sql: Db, id: number): Promise<MessageHead | null> {
-  const rows = await sql<MessageHead[]>`select id, from_addr, time_sent, filepath from msg where id = ${id}`;
+export async function findMessageHead(sql: Db, id: number, identity: string): Promise<MessageHead | null> {
+  const rows = await sql<MessageHead[]>`
+    select id, from_addr, time_sent, filepath, lower(from_addr) = lower(${identity}::text) as is_owner
+    from msg where id = ${id}`;
   return rows[0] ?? null;
 }
 
@@ -60,6 +75,27 @@ export async function participation(sql: Db, id: number, address: string): Promi
       exists (select 1 from msg_to where msg_id = ${id} and lower(addr) = lower(${address})) as "to",
       exists (select 1 from msg_add_to where msg_id = ${id} and lower(addr) = lower(${address})) as add_to`;
   return { to: row?.to ?? false, addTo: row?.add_to ?? false };
+}
+
+/**
+ * For an add-to under the message's row lock, in one round trip: the first candidate (in list order)
+ * that is already a recipient — named as stored — or repeats an earlier candidate — named as given —
+ * by lower(), or null; and how many add-to recipients the message holds over all its batches.
+ */
+export async function addToCheck(tx: Tx, id: number, candidates: string[]): Promise<{ repeated: string | null; total: number }> {
+  const [row] = await tx<{ repeated: string | null; total: number }[]>`
+    with c as (select x.addr, lower(x.addr) as key, x.n from unnest(${candidates}::text[]) with ordinality as x(addr, n)),
+    hits as (
+      select c.n, coalesce(
+        (select t.addr from msg_to t where t.msg_id = ${id} and lower(t.addr) = c.key order by t.id limit 1),
+        (select a.addr from msg_add_to a where a.msg_id = ${id} and lower(a.addr) = c.key order by a.id limit 1),
+        case when exists (select 1 from c earlier where earlier.key = c.key and earlier.n < c.n) then c.addr end
+      ) as addr
+      from c)
+    select
+      (select h.addr from hits h where h.addr is not null order by h.n limit 1) as repeated,
+      (select count(*)::int from msg_add_to a where a.msg_id = ${id}) as total`;
+  return { repeated: row?.repeated ?? null, total: row?.total ?? 0 };
 }
 
 export type InboxPage = { limit: number; offset: number; beforeId: number | null };
@@ -101,8 +137,9 @@ export async function listInbox(sql: Db, address: string, page: InboxPage): Prom
 }
 
 /**
- * For many waiters at once: per lower-cased address, the highest visible inbox id above that
- * address's cursor. One query answers every waiter of a wake-up.
+ * For many waiters at once: per waiting identity (as the caller spelled it), the highest visible
+ * inbox id above that identity's cursor. lower() of both sides decides who is who, exactly as in
+ * listInbox; the caller groups waiters however coarsely it likes. One query answers a wake-up.
  */
 export async function latestInboxIds(sql: Db, pairs: { addr: string; sinceId: number }[]): Promise<Map<string, number>> {
   if (pairs.length === 0) return new Map();
@@ -111,14 +148,15 @@ export async function latestInboxIds(sql: Db, pairs: { addr: string; sinceId: nu
   // Each branch walks one recipient index backwards from the newest entry and stops at the first
   // sent message, so a long inbox costs no more than a short one.
   const rows = await sql<{ addr: string; id: number | null }[]>`
-    with wanted as (select * from unnest(${addrs}::text[], ${sinces}::int8[]) as w(addr, since_id))
+    with wanted as (
+      select w.addr, lower(w.addr) as key, w.since_id from unnest(${addrs}::text[], ${sinces}::int8[]) as w(addr, since_id))
     select w.addr, greatest(
       (select t.msg_id from msg_to t
-        where (lower(t.addr), t.msg_id) > (w.addr, w.since_id) and lower(t.addr) = w.addr
+        where (lower(t.addr), t.msg_id) > (w.key, w.since_id) and lower(t.addr) = w.key
           and (select s.time_sent from msg s where s.id = t.msg_id) is not null
         order by lower(t.addr) desc, t.msg_id desc limit 1),
       (select a.msg_id from msg_add_to a
-        where (lower(a.addr), a.msg_id) > (w.addr, w.since_id) and lower(a.addr) = w.addr
+        where (lower(a.addr), a.msg_id) > (w.key, w.since_id) and lower(a.addr) = w.key
           and (select s.time_sent from msg s where s.id = a.msg_id) is not null
         order by lower(a.addr) desc, a.msg_id desc limit 1)
     ) as id

@@ -12,13 +12,38 @@ export type PoolOptions = {
   startupParams?: Record<string, string>;
   /** Named prepared statements (postgres.js default); the embedded database may need them off. */
   prepare?: boolean;
+  /** statement_timeout and lock_timeout for every connection (ms); unset for the embedded database. */
+  statementTimeoutMs?: number;
+  lockTimeoutMs?: number;
 };
+
+/** Connecting to a database that does not answer fails after this long (seconds), not a minute. */
+const CONNECT_TIMEOUT_SECONDS = 5;
+/** A transaction left idle (a request stuck on the disk between statements) is ended by PostgreSQL. */
+const IDLE_IN_TRANSACTION_MS = 60_000;
+
+/** Startup parameters of a PostgreSQL connection: no JIT (PITFALLS.md 50) and bounded waits (59). */
+function startupParameters(opts: PoolOptions): Record<string, string> {
+  if (opts.startupParams) return opts.startupParams;
+  const params: Record<string, string> = { jit: "off", idle_in_transaction_session_timeout: String(IDLE_IN_TRANSACTION_MS) };
+  if (opts.statementTimeoutMs) params.statement_timeout = String(opts.statementTimeoutMs);
+  if (opts.lockTimeoutMs) params.lock_timeout = String(opts.lockTimeoutMs);
+  return params;
+}
+
+/** Seconds before reconnect attempt `retries`: quick growth to a 0.25–0.5 s cap, jittered. */
+export function reconnectDelaySeconds(retries: number): number {
+  return (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 0.5);
+}
 
 export function openPool(opts: PoolOptions): Sql {
   const options = {
     max: opts.max,
     idle_timeout: 60,
-    connect_timeout: 10,
+    // postgres.js's reconnect backoff (shared by the pool and the LISTEN connection) grows to ~20 s;
+    // after an outage, queries and the re-listen would wait that long (PITFALLS.md 57). Capped at 0.5 s.
+    backoff: reconnectDelaySeconds,
+    connect_timeout: CONNECT_TIMEOUT_SECONDS,
     onnotice: () => {},
     prepare: opts.prepare ?? true,
     // ids are int8: JSON numbers for clients (API.md §1); they stay below 2^53 in any real host.
@@ -30,7 +55,7 @@ export function openPool(opts: PoolOptions): Sql {
         parse: (v: string) => Number(v),
       },
     },
-    connection: { application_name: "fmsg-webapi", ...(opts.startupParams ?? { jit: "off" }) },
+    connection: { application_name: "fmsg-webapi", ...startupParameters(opts) },
   };
   return opts.url ? postgres(opts.url, options) : postgres(options);
 }

@@ -53,24 +53,37 @@ export function isValidAddress(s: unknown): s is string {
   return typeof s === "string" && parseAddress(s) !== null;
 }
 
-/** The form two addresses are compared in: ownership, participation and duplicates are case-insensitive. */
-export function addressKey(a: string): string {
-  return a.toLowerCase();
+const MARKS = /\p{M}/gu;
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** Compatibility decomposition without its combining marks: "É" → "E", "ﬁ" → "fi", "K" (Kelvin) → "K". */
+function strip(s: string): string {
+  return s.normalize("NFKD").replace(MARKS, "");
 }
 
-export function sameAddress(a: string, b: string): boolean {
-  return addressKey(a) === addressKey(b);
-}
-
-/** The first address that repeats an earlier one case-insensitively, in the repeat's own spelling. */
-export function findDuplicate(list: readonly string[]): string | undefined {
-  const seen = new Set<string>();
-  for (const address of list) {
-    const key = addressKey(address);
-    if (seen.has(key)) return address;
-    seen.add(key);
+/** One code point's bucket: stripped, then upper- and lower-cased until nothing changes ("ẞ" → "ß" → "SS" → "ss"). */
+function charBucket(c: string): string {
+  let k = strip(c);
+  for (let i = 0; i < 4; i++) {
+    const next = strip(strip(k.toUpperCase()).toLowerCase());
+    if (next === k) break;
+    k = next;
   }
-  return undefined;
+  return k;
+}
+
+/**
+ * A deliberately coarse grouping key: any two addresses PostgreSQL's lower() may fold together
+ * (glibc or ICU case mapping, or ASCII only under a C ctype) get the same bucket, and others often
+ * do too. Built code point by code point, so bucket(lower(x)) = bucket(x) for every lowering that
+ * maps each character on its own (final sigma's σ/ς share a bucket). Only for grouping wake-ups,
+ * which SQL then decides exactly; never for deciding identity.
+ */
+export function addressBucket(a: string): string {
+  if (ASCII.test(a)) return a.toLowerCase();
+  let out = "";
+  for (const c of a) out += ASCII.test(c) ? c.toLowerCase() : charBucket(c);
+  return out;
 }
 
 /** The lower-cased domain (text after the last `@`); meant for addresses already validated. */

@@ -1,6 +1,6 @@
 // zod schemas for what clients send: message bodies, add-to lists, ids and paging parameters.
 import { z } from "zod";
-import { findDuplicate, isValidAddress } from "../domain/address.ts";
+import { isValidAddress } from "../domain/address.ts";
 import { isValidMediaType } from "../domain/media-type.ts";
 import { ApiError } from "./errors.ts";
 
@@ -20,7 +20,9 @@ const shown = (v: unknown) => {
 const absent = (v: unknown) => v === undefined || v === null;
 
 /**
- * A list of recipient addresses: a JSON array of valid, case-insensitively distinct addresses.
+ * A list of recipient addresses: a JSON array of valid addresses. Whether two of them are the same
+ * address is PostgreSQL's lower() to decide, so repeats are found where the list is written
+ * (docs/design/address-case.md).
  * `emptyText` is the error for a missing or empty list (null: an absent list is allowed).
  */
 export function addressList(field: string, emptyText: string | null) {
@@ -33,10 +35,7 @@ export function addressList(field: string, emptyText: string | null) {
     if (!Array.isArray(v)) return fail(`${field} must be a list of addresses`);
     if (v.length > MAX_RECIPIENTS) return fail(`${field} list must hold at most ${MAX_RECIPIENTS} addresses`);
     for (const a of v) if (!isValidAddress(a)) return fail(`invalid address in ${field}: ${shown(a)}`);
-    const list = v as string[];
-    const dup = findDuplicate(list);
-    if (dup !== undefined) return fail(`duplicate recipient: ${dup}`);
-    return list;
+    return v as string[];
   });
 }
 
@@ -89,12 +88,6 @@ export const messageBody = z
   .transform((m, ctx) => {
     if (m.pid !== null && m.topic !== "") {
       ctx.addIssue({ code: "custom", message: "topic must be empty when pid is given", path: ["topic"] });
-      return z.NEVER;
-    }
-    const toKeys = new Set(m.to.map((a) => a.toLowerCase()));
-    const overlap = m.add_to.find((a) => toKeys.has(a.toLowerCase()));
-    if (overlap !== undefined) {
-      ctx.addIssue({ code: "custom", message: `duplicate recipient: ${overlap}`, path: ["add_to"] });
       return z.NEVER;
     }
     return m;

@@ -8,7 +8,9 @@ export type CachedIdentityService = IdentityService & { stats: IdentityCacheStat
 const MAX_ENTRIES = 100_000;
 
 export function cachedIdentityService(inner: IdentityService, ttlSeconds: number, now: () => number = Date.now): CachedIdentityService {
-  const cache = new Map<string, number>(); // lower-cased address → expiry (ms)
+  // Keyed by the address exactly as the token spells it: folding here in JavaScript could merge two
+  // addresses PostgreSQL keeps apart (docs/design/address-case.md); another spelling is one more look-up.
+  const cache = new Map<string, number>(); // address → expiry (ms)
   const inflight = new Map<string, Promise<IdentityAnswer>>();
   const stats: IdentityCacheStats = { hits: 0, misses: 0 };
 
@@ -16,7 +18,7 @@ export function cachedIdentityService(inner: IdentityService, ttlSeconds: number
     stats,
     clear: () => cache.clear(),
     lookup(address: string): Promise<IdentityAnswer> {
-      const key = address.toLowerCase();
+      const key = address;
       const expiry = cache.get(key);
       if (expiry !== undefined) {
         if (expiry > now()) {

@@ -1,13 +1,6 @@
 // Add-to: a new batch on a sent message (with its notify rows), or more addresses for a draft's pending batch.
-import { sameAddress } from "../domain/address.ts";
-import { lockMessage, participation } from "../db/messages.ts";
-import {
-  existingRecipients,
-  insertBatch,
-  insertBatchRecipients,
-  insertNotifyRows,
-  pendingBatch,
-} from "../db/drafts.ts";
+import { addToCheck, lockMessage, participation } from "../db/messages.ts";
+import { insertBatch, insertBatchRecipients, insertNotifyRows, pendingBatch } from "../db/drafts.ts";
 import { resolveLocalRecipients } from "../delivery/local-delivery.ts";
 import { ApiError } from "../http/errors.ts";
 import { MAX_RECIPIENTS } from "../http/message-input.ts";
@@ -15,18 +8,23 @@ import { notFound } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 
 const NOT_PARTICIPANT = "only existing participants may add recipients";
+/** The documented total of add-to recipients per message, over all its batches (API.md §2). */
+export const MAX_ADD_TO_TOTAL = 1000;
 
 export async function addRecipients(deps: MessageDeps, identity: string, id: number, addresses: string[]): Promise<number> {
   const sent = await deps.sql.begin(async (tx) => {
-    // Locking the message serialises add-tos, so the duplicate check below cannot be raced.
-    const head = await lockMessage(tx, id);
+    // Locking the message serialises add-tos, so the duplicate and total checks below cannot be raced.
+    const head = await lockMessage(tx, id, identity);
     if (!head) throw notFound();
-    const owner = sameAddress(head.from_addr, identity);
     // A draft exists only for its owner; on a sent message its `to` recipients may add too.
-    const allowed = owner || (head.time_sent !== null && (await participation(tx, id, identity)).to);
+    const allowed = head.is_owner || (head.time_sent !== null && (await participation(tx, id, identity)).to);
     if (!allowed) throw new ApiError(403, NOT_PARTICIPANT);
-    const already = await existingRecipients(tx, id, addresses);
-    if (already.length > 0) throw new ApiError(400, `duplicate recipient: ${already[0]}`);
+    // PostgreSQL's lower() decides what counts as the same address (docs/design/address-case.md).
+    const { repeated, total } = await addToCheck(tx, id, addresses);
+    if (repeated !== null) throw new ApiError(400, `duplicate recipient: ${repeated}`);
+    if (total + addresses.length > MAX_ADD_TO_TOTAL) {
+      throw new ApiError(400, `a message holds at most ${MAX_ADD_TO_TOTAL} add-to recipients`);
+    }
 
     if (head.time_sent === null) {
       const pending = await pendingBatch(tx, id);

@@ -1,25 +1,21 @@
 // Reading messages as a participant: visibility rules of API.md §6 and the §5 JSON with real sizes.
-import { sameAddress } from "../domain/address.ts";
 import { attachmentIsCompressed, messageJson, type MessageJson, type StoredMessage } from "../domain/message-json.ts";
-import { findMessage, listInbox, type InboxPage } from "../db/messages.ts";
+import { findMessage, listInbox, type InboxPage, type Role } from "../db/messages.ts";
 import { ApiError } from "../http/errors.ts";
 import { fileSize } from "../storage/file-info.ts";
 import { notFound } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 
-export function isOwner(m: StoredMessage, identity: string): boolean {
-  return sameAddress(m.from_addr, identity);
-}
-
-export function isRecipient(m: StoredMessage, identity: string): boolean {
-  return m.to.some((a) => sameAddress(a, identity)) || m.add_to.some((a) => sameAddress(a, identity));
+/** Owner, or recipient (`to` or add-to); the flags come from findMessage, where SQL decided them. */
+export function isParticipant(role: Role): boolean {
+  return role.is_owner || role.is_to || role.is_add_to;
 }
 
 /** A message the identity may read: owner, or recipient of a sent message (drafts are the owner's alone). */
 export async function visibleMessage(deps: Pick<MessageDeps, "sql">, identity: string, id: number): Promise<StoredMessage> {
-  const m = await findMessage(deps.sql, id);
+  const m = await findMessage(deps.sql, id, identity);
   if (!m) throw notFound();
-  if (isOwner(m, identity) || (m.time_sent !== null && isRecipient(m, identity))) return m;
+  if (m.is_owner || (m.time_sent !== null && isParticipant(m))) return m;
   throw new ApiError(403, "access denied");
 }
 

@@ -10,7 +10,7 @@ const SEND_TEXTS = { notOwner: "only the owner may send a message", sent: "messa
 export async function sendDraft(deps: MessageDeps, identity: string, id: number): Promise<number> {
   const time = await deps.sql.begin(async (tx) => {
     // The row lock makes the second of two concurrent sends see the first one's time_sent: 409.
-    requireOwnedDraft(await lockMessage(tx, id), identity, SEND_TEXTS);
+    requireOwnedDraft(await lockMessage(tx, id, identity), SEND_TEXTS);
     const sentAt = await markSent(tx, id);
     if (sentAt === null) throw new Error("draft vanished under its row lock");
     for (const batch of await stampBatches(tx, id, sentAt)) await insertNotifyRows(tx, id, batch, deps.domain);

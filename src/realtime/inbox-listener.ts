@@ -29,21 +29,33 @@ export function payloadAddress(payload: string): string | null {
   return addr.startsWith("@") ? addr : null;
 }
 
+/** How often the database is tried while notifications may be getting lost (ms). */
+const OUTAGE_POLL_MS = 300;
+/** A healthy listener hears its own heartbeat within milliseconds; later than this it is taken as lost (ms). */
+const HEARD_WITHIN_MS = 1000;
+
 /**
  * Listens on one postgres.js LISTEN connection. postgres.js re-listens by itself after the
- * connection drops; `onlisten` then wakes every waiter, because NOTIFYs raised meanwhile are gone.
- * A heartbeat NOTIFY sent through the pool detects a listener that silently stopped hearing
- * (readyz reports it) until postgres.js has re-listened.
+ * connection drops, but with a growing backoff (up to ~20 s), and NOTIFYs raised meanwhile are
+ * gone. So whenever notifications may be getting lost — a heartbeat NOTIFY sent through the pool
+ * not heard back, or any failed query of ours — the listener is "unsure": it sends a heartbeat
+ * every OUTAGE_POLL_MS, re-checks every waiter in SQL each time one gets through (the database
+ * answers again, so a lost NOTIFY's mail is found now), and stops only when it hears its heartbeat
+ * again (LISTEN is back; one last re-check covers what was committed just before).
  */
 export async function startInboxListener(sql: Sql, waiters: InboxWaiters, opts: ListenerOptions = {}): Promise<InboxListener> {
   const log = opts.log ?? (() => {});
-  const heartbeatMs = opts.heartbeatMs ?? 5000;
+  const heartbeatMs = opts.heartbeatMs ?? 2000;
   const handles: Handle[] = [];
+  /** What /readyz reports: false once a heartbeat went unheard, until one is heard again. */
   let connected = false;
+  /** Notifications may have been lost and LISTEN is not yet proven back: poll and re-check. */
+  let unsure = false;
   /** Set once the first LISTENs are in place: every (re)connection after that may have lost NOTIFYs. */
   let ready = false;
-  let awaiting: string | null = null;
   let stopped = false;
+  /** When the oldest heartbeat not yet heard back was sent (performance.now()); its age says the listener is deaf. */
+  let unheardSince: number | null = null;
 
   const safely = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A) => {
     // A throwing listener callback makes postgres.js skip its siblings (PITFALLS.md 10).
@@ -61,20 +73,23 @@ export async function startInboxListener(sql: Sql, waiters: InboxWaiters, opts: 
     const addr = payloadAddress(payload);
     if (addr && opts.onDelivered) opts.onDelivered(Number(payload.slice(0, payload.indexOf(","))), addr);
   });
-  const markConnected = () => {
-    const wasDown = !connected;
+  const becomeUnsure = (why: string) => {
+    if (!ready || stopped || unsure) return;
+    unsure = true;
+    log({ level: "error", msg: "inbox notifications may be lost", reason: why });
+  };
+  const onHeartbeat = safely(() => {
+    // Any heartbeat heard (ours or another API process's) proves this LISTEN connection works now.
+    unheardSince = null;
+    const wasDegraded = !connected || unsure;
     connected = true;
-    if (wasDown && ready) {
-      log({ level: "info", msg: "listener reconnected" });
+    unsure = false;
+    if (wasDegraded && ready) {
+      log({ level: "info", msg: "listener confirmed" });
       waiters.wakeAll();
     }
-  };
-  const onHeartbeat = safely((payload: string) => {
-    if (payload === awaiting) awaiting = null;
-    markConnected();
   });
   const onListen = safely(() => {
-    connected = true;
     // Every re-listen after the first: whatever was raised while it was down is lost.
     if (ready) waiters.wakeAll();
   });
@@ -84,30 +99,42 @@ export async function startInboxListener(sql: Sql, waiters: InboxWaiters, opts: 
   handles.push(await sql.listen(HEARTBEAT_CHANNEL, onHeartbeat));
   ready = true;
   connected = true;
+  waiters.onCheckFailed(() => becomeUnsure("inbox check failed"));
 
+  /**
+   * One heartbeat. postgres.js re-listens every channel by itself once it reconnects; this never
+   * re-subscribes (that raced the re-listen: duplicate listeners, or a LISTEN left pending forever).
+   */
   const beat = async () => {
-    if (stopped) return;
-    if (awaiting !== null) {
-      // The previous heartbeat never came back: the LISTEN connection is gone or deaf. postgres.js
-      // re-listens every channel by itself once it reconnects (onListen and the next heartbeat then
-      // mark it up and wake everyone). Re-subscribing here as well raced that re-listen: the old
-      // handles no longer matched postgres.js's re-created listeners, so every outage added duplicate
-      // listeners, and an unlisten/listen during a failing reconnect could leave a LISTEN pending
-      // forever, hanging this heartbeat and the channel for good.
-      if (connected) log({ level: "error", msg: "listener lost" });
-      connected = false;
-      awaiting = null;
+    // Set before sending: the NOTIFY may be heard before the query that raised it returns.
+    unheardSince ??= performance.now();
+    try {
+      await notify(sql, HEARTBEAT_CHANNEL, crypto.randomUUID());
+    } catch {
+      becomeUnsure("heartbeat failed");
+      return;
     }
-    const nonce = crypto.randomUUID();
-    awaiting = nonce;
-    await notify(sql, HEARTBEAT_CHANNEL, nonce).catch(() => {});
+    // The database answered: mail whose NOTIFY was lost is visible now, so look for it now.
+    if (unsure) waiters.wakeAll();
   };
   let beating = false;
-  const timer = setInterval(() => {
-    if (beating) return;
+  let lastBeat = 0;
+  const tick = () => {
+    if (stopped) return;
+    const now = performance.now();
+    // Judged here, not in beat(): a heartbeat stuck behind a reconnecting pool must not delay it.
+    const unheard = unheardSince === null ? 0 : now - unheardSince;
+    if (unheard >= HEARD_WITHIN_MS) becomeUnsure("heartbeat not heard");
+    if (unheard >= Math.max(heartbeatMs, HEARD_WITHIN_MS) && connected) {
+      log({ level: "error", msg: "listener lost" });
+      connected = false;
+    }
+    if (beating || now - lastBeat < (unsure ? OUTAGE_POLL_MS : heartbeatMs)) return;
+    lastBeat = now;
     beating = true;
-    beat().finally(() => (beating = false));
-  }, heartbeatMs);
+    void beat().finally(() => (beating = false));
+  };
+  const timer = setInterval(tick, Math.min(OUTAGE_POLL_MS, heartbeatMs));
   timer.unref?.();
 
   return {

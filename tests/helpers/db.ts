@@ -55,11 +55,26 @@ async function ensureTemplate(): Promise<string> {
   return template;
 }
 
-/** A fresh, migrated database for one test file. */
-export async function createTestDatabase(opts: { migrated?: boolean } = {}): Promise<TestDatabase> {
+/**
+ * A fresh, migrated database for one test file. `ctype: "C"` builds one whose lower() folds ASCII
+ * only (as on hosts initialised without a locale): created from template0 and migrated on its own.
+ */
+export async function createTestDatabase(opts: { migrated?: boolean; ctype?: "C" } = {}): Promise<TestDatabase> {
   const migrated = opts.migrated ?? true;
   const name = `fmsg_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
-  if (migrated) {
+  if (opts.ctype === "C") {
+    await withAdmin((admin) =>
+      admin.unsafe(`create database "${name}" template template0 encoding 'UTF8' lc_collate 'C' lc_ctype 'C'`),
+    );
+    if (migrated) {
+      const build = postgres(urlFor(name), { max: 1, onnotice: () => {} });
+      try {
+        await migrate(build);
+      } finally {
+        await build.end({ timeout: 5 });
+      }
+    }
+  } else if (migrated) {
     const template = await ensureTemplate();
     await withAdmin((admin) => admin.unsafe(`create database "${name}" template "${template}"`));
   } else {
