@@ -80,6 +80,18 @@ const envSchema = z.object({
   FMSG_API_METRICS: boolVar("FMSG_API_METRICS", false),
   FMSG_API_AUTO_MIGRATE: boolVar("FMSG_API_AUTO_MIGRATE", false),
   FMSG_API_DB_POOL_SIZE: intVar("FMSG_API_DB_POOL_SIZE", 1, 1000, 10),
+  FMSG_API_DB_STATEMENT_TIMEOUT_MS: intVar("FMSG_API_DB_STATEMENT_TIMEOUT_MS", 100, 600_000, 10_000),
+  FMSG_API_DB_LOCK_TIMEOUT_MS: intVar("FMSG_API_DB_LOCK_TIMEOUT_MS", 100, 600_000, 3_000),
+  FMSG_API_MAX_TOKEN_TTL: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === "") return 30 * 86400;
+      const seconds = parseTtl(v);
+      if (seconds !== null) return seconds;
+      ctx.addIssue({ code: "custom", message: `FMSG_API_MAX_TOKEN_TTL must look like 3600, 90s, 15m, 12h or 30d, got "${v}"` });
+      return z.NEVER;
+    }),
   FMSG_API_LOG: z
     .string()
     .optional()
@@ -90,6 +102,7 @@ const envSchema = z.object({
       return z.NEVER;
     }),
   DATABASE_URL: optionalString,
+  FMSG_TEST_CRASH_AT: optionalString,
 });
 
 
@@ -116,10 +129,25 @@ export type Config = {
   metrics: boolean;
   autoMigrate: boolean;
   poolSize: number;
+  /** Per-connection statement_timeout and lock_timeout (ms): a stuck lock fails fast with 503. */
+  statementTimeoutMs: number;
+  lockTimeoutMs: number;
+  /** Longest token lifetime accepted (seconds): exp − iat, or exp − now without iat. */
+  maxTokenTtl: number;
   log: "info" | "off";
+  /** Test seam: the "<operation>:<step>" at which the process SIGKILLs itself (src/lib/crash-point.ts). */
+  crashAt: string | null;
   /** A postgres.js connection URL, or null to let postgres.js read the PG* variables. */
   databaseUrl: string | null;
 };
+
+/** "90s", "15m", "1h", "7d" or plain seconds. */
+export function parseTtl(text: string): number | null {
+  const m = /^([1-9][0-9]{0,8})([smhd]?)$/.exec(text.trim());
+  if (!m) return null;
+  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "" | "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
+}
 
 /** Decodes FMSG_API_JWT_SECRET: `base64:` prefix means standard base64 key bytes. */
 export function decodeJwtSecret(raw: string): Uint8Array {
@@ -233,8 +261,12 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
     metrics: e.FMSG_API_METRICS,
     autoMigrate: mode === "embedded" ? true : e.FMSG_API_AUTO_MIGRATE,
     poolSize: e.FMSG_API_DB_POOL_SIZE,
+    statementTimeoutMs: e.FMSG_API_DB_STATEMENT_TIMEOUT_MS,
+    lockTimeoutMs: e.FMSG_API_DB_LOCK_TIMEOUT_MS,
+    maxTokenTtl: e.FMSG_API_MAX_TOKEN_TTL,
     log: e.FMSG_API_LOG,
     databaseUrl: e.DATABASE_URL ?? null,
+    crashAt: e.FMSG_TEST_CRASH_AT ?? null,
   };
 }
 

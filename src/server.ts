@@ -3,7 +3,7 @@ import type { Server } from "bun";
 import { createApp } from "./app.ts";
 import type { Config } from "./config.ts";
 import { latestInboxIds } from "./db/messages.ts";
-import { openPool, type Sql } from "./db/pool.ts";
+import { openPool, type PoolOptions, type Sql } from "./db/pool.ts";
 import { migrate, missingTables } from "./db/schema.ts";
 import { retryLocalDeliveries } from "./delivery/local-delivery.ts";
 import { Metrics } from "./http/metrics.ts";
@@ -13,7 +13,10 @@ import { fmsgidClient } from "./identity/fmsgid-client.ts";
 import { builtinIdentityService } from "./identity/identity-service.ts";
 import { startInboxListener, type InboxListener } from "./realtime/inbox-listener.ts";
 import { InboxWaiters } from "./realtime/inbox-waiters.ts";
-import { ensureDir, sweepTempFiles } from "./storage/atomic-file.ts";
+import { fileRows } from "./db/files.ts";
+import { armCrashPoint } from "./lib/crash-point.ts";
+import { ensureDir } from "./storage/atomic-file.ts";
+import { sweepDataDir } from "./storage/sweep.ts";
 
 /** Bun's idle timeout for every connection; only /fmsg/wait extends its own (PITFALLS.md 1–3). */
 export const IDLE_TIMEOUT_SECONDS = 30;
@@ -23,11 +26,7 @@ const DRAIN_TIMEOUT_MS = 10_000;
 /** A failure to start that the operator must fix; main prints it as one line. */
 export class StartupError extends Error {}
 
-export type DatabaseTarget = {
-  url: string | null;
-  max: number;
-  startupParams?: Record<string, string>;
-  prepare?: boolean;
+export type DatabaseTarget = PoolOptions & {
   /** The embedded database: no cross-connection NOTIFY, so the API feeds its waiters itself. */
   inProcessNotify: boolean;
 };
@@ -51,7 +50,14 @@ export type StartOptions = {
 
 export async function startServer(config: Config, opts: StartOptions): Promise<RunningServer> {
   const { log } = opts;
-  const target: DatabaseTarget = opts.database ?? { url: config.databaseUrl, max: config.poolSize, inProcessNotify: false };
+  armCrashPoint(config.crashAt);
+  const target: DatabaseTarget = opts.database ?? {
+    url: config.databaseUrl,
+    max: config.poolSize,
+    statementTimeoutMs: config.statementTimeoutMs,
+    lockTimeoutMs: config.lockTimeoutMs,
+    inProcessNotify: false,
+  };
   const sql = openPool(target);
   const cleanups: (() => Promise<unknown>)[] = [() => sql.end({ timeout: 5 })];
   try {
@@ -66,8 +72,10 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       throw new StartupError(`cannot use the database: ${err instanceof Error ? err.message : String(err)}`);
     }
     await ensureDir(config.dataDir);
-    const swept = await sweepTempFiles(config.dataDir);
-    if (swept > 0) log({ level: "info", msg: "removed temporary files left by a crash", count: swept });
+    const swept = await sweepDataDir(config.dataDir, fileRows(sql));
+    if (swept.tempFiles + swept.orphanFiles + swept.orphanFolders > 0) {
+      log({ level: "info", msg: "removed files left by an interrupted write", ...swept });
+    }
 
     const waiters = new InboxWaiters((pairs) => latestInboxIds(sql, pairs), log);
     const listener = target.inProcessNotify
@@ -98,6 +106,9 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     const serveOptions = {
       hostname: config.host,
       development: false,
+      // Bun 1.4 binds with SO_REUSEPORT when development is off unless told not to: a second server
+      // on the same port would then start and share the traffic instead of failing.
+      reusePort: false,
       idleTimeout: opts.idleTimeoutSeconds ?? IDLE_TIMEOUT_SECONDS,
       // Per-route limits cut bodies off while streaming, with JSON errors. Bun's own limit would
       // answer an empty 413 before any route runs, so it is set far out of the way.
@@ -108,10 +119,14 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         return Response.json({ error: "internal server error" }, { status: 500 });
       },
     };
-    const servers: Server<undefined>[] = [Bun.serve({ ...serveOptions, port: config.port })];
+    const servers: Server<undefined>[] = [];
+    cleanups.unshift(async () => {
+      for (const s of servers) await s.stop(true);
+    });
+    servers.push(listen(() => Bun.serve({ ...serveOptions, port: config.port }), config.host, config.port, "FMSG_API_PORT"));
     if (config.tls) {
       const tls = { cert: Bun.file(config.tls.cert), key: Bun.file(config.tls.key) };
-      servers.push(Bun.serve({ ...serveOptions, port: config.tls.port, tls }));
+      servers.push(listen(() => Bun.serve({ ...serveOptions, port: config.tls!.port, tls }), config.host, config.tls.port, "FMSG_API_TLS_PORT"));
     }
 
     const retry = config.domain
@@ -137,6 +152,20 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
   } catch (err) {
     for (const cleanup of cleanups) await cleanup().catch(() => {});
     throw err;
+  }
+}
+
+/**
+ * Binds one listener; a port already taken (or not allowed) is a start-up error naming the variable.
+ * With reusePort off (see serveOptions), a second server on a busy port fails here rather than
+ * sharing the port with the first.
+ */
+function listen(bind: () => Server<undefined>, host: string, port: number, variable: string): Server<undefined> {
+  try {
+    return bind();
+  } catch (err) {
+    const reason = /in use|EADDRINUSE/i.test(String(err)) ? "the port is already in use" : String(err instanceof Error ? err.message : err);
+    throw new StartupError(`cannot listen on ${host}:${port} (${variable}): ${reason}`);
   }
 }
 

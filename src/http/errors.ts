@@ -2,6 +2,8 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { isDatabaseUnavailable } from "../db/errors.ts";
+import { StorageFailedError, StorageFullError } from "../storage/errors.ts";
 
 /** A client-visible failure: its message is the stable error text of API.md. */
 export class ApiError extends Error {
@@ -27,10 +29,30 @@ export function errorResponse(c: Context, err: ApiError): Response {
 
 type Logger = (line: Record<string, unknown>) => void;
 
-/** app.onError: ApiError and framework errors keep their status; anything else is a logged 500. */
+/** Seconds a client should wait before retrying after a 503 (the database or disk may be back by then). */
+export const RETRY_AFTER_SECONDS = "2";
+
+/**
+ * Faults of the database or the data directory as the API's answers (API.md §1): nothing was
+ * committed in either case, so the client may retry. Null for anything else.
+ */
+export function faultError(err: unknown): ApiError | null {
+  if (err instanceof StorageFullError) return new ApiError(507, "insufficient storage");
+  const retry = { "Retry-After": RETRY_AFTER_SECONDS };
+  if (err instanceof StorageFailedError) return new ApiError(503, "storage unavailable", retry);
+  if (isDatabaseUnavailable(err)) return new ApiError(503, "database unavailable", retry);
+  return null;
+}
+
+/** app.onError: ApiError and framework errors keep their status; faults are 503/507; anything else is a logged 500. */
 export function makeErrorHandler(log: Logger) {
   return (err: Error, c: Context): Response => {
     if (err instanceof ApiError) return errorResponse(c, err);
+    const fault = faultError(err);
+    if (fault) {
+      log({ level: "warn", msg: "request failed on a fault", status: fault.status, error: String(err?.message ?? err), path: c.req.path });
+      return errorResponse(c, fault);
+    }
     if (err instanceof HTTPException) {
       const status = err.status as ContentfulStatusCode;
       const headers: Record<string, string> = {};

@@ -1,6 +1,6 @@
 // Attachments of drafts: streamed upload with limits re-checked under the row lock, replace by name, delete.
-import { unlink } from "node:fs/promises";
 import { parseAddress } from "../domain/address.ts";
+import { crashPoint } from "../lib/crash-point.ts";
 import { isValidFilename } from "../domain/filename.ts";
 import { isValidMediaType, typeFromFilename } from "../domain/media-type.ts";
 import {
@@ -15,8 +15,8 @@ import {
 import { findMessageHead, lockMessage } from "../db/messages.ts";
 import { ApiError } from "../http/errors.ts";
 import type { FilePart } from "../http/multipart-upload.ts";
-import { SizeLimitError, stageFile, withStagedFiles } from "../storage/atomic-file.ts";
-import { attachmentPath, inside, messageDir } from "../storage/data-dir.ts";
+import { removeOwnFile, SizeLimitError, stageFile, writeWithRow } from "../storage/atomic-file.ts";
+import { attachmentDir, draftFolder, messageDir } from "../storage/data-dir.ts";
 import { requireOwnedDraft } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 
@@ -28,9 +28,11 @@ const DELETE_TEXTS = { notOwner: "only the owner may delete attachments", sent: 
 
 export const invalidFilename = () => new ApiError(400, "invalid filename");
 
-/** Owner and draft checks before a single byte of the upload is read. */
-export async function checkUploadAllowed(deps: MessageDeps, identity: string, id: number): Promise<void> {
-  requireOwnedDraft(await findMessageHead(deps.sql, id), identity, UPLOAD_TEXTS);
+/** Owner and draft checks before a single byte of the upload is read; the draft's attach/ folder. */
+export async function checkUploadAllowed(deps: MessageDeps, identity: string, id: number): Promise<string> {
+  const head = requireOwnedDraft(await findMessageHead(deps.sql, id, identity), UPLOAD_TEXTS);
+  const folder = draftFolder(deps.dataDir, head.filepath, id) ?? messageDir(deps.dataDir, parseAddress(head.from_addr)!, id);
+  return attachmentDir(deps.dataDir, folder);
 }
 
 async function currentTotals(deps: MessageDeps, id: number, filename: string) {
@@ -42,56 +44,58 @@ async function currentTotals(deps: MessageDeps, id: number, filename: string) {
  * per-file and whole-message limits as known now; then, under the message's row lock, re-checks
  * that it is still a draft and still within the limits, renames and inserts the row.
  */
-export async function uploadAttachment(deps: MessageDeps, identity: string, id: number, part: FilePart): Promise<{ filename: string; size: number }> {
+export async function uploadAttachment(
+  deps: MessageDeps,
+  identity: string,
+  id: number,
+  dir: string,
+  part: FilePart,
+): Promise<{ filename: string; size: number }> {
   const { filename } = part;
   if (!isValidFilename(filename)) throw invalidFilename();
   const type = isValidMediaType(part.mimeType) ? part.mimeType : typeFromFilename(filename);
-  const owner = parseAddress(identity)!;
-  const dir = messageDir(deps.dataDir, owner, id);
-  const finalPath = attachmentPath(deps.dataDir, dir, filename);
 
   const seen = await currentTotals(deps, id, filename);
   const room = deps.maxMsgBytes - seen.body - seen.others.bytes;
   const limit = Math.max(0, Math.min(deps.maxAttachBytes, room));
   let staged;
   try {
-    staged = await stageFile(finalPath, part.stream, limit);
+    staged = await stageFile(dir, filename, part.stream, limit);
   } catch (err) {
     if (err instanceof SizeLimitError) throw new ApiError(413, limit === deps.maxAttachBytes ? ATTACH_TOO_LARGE : TOTAL_TOO_LARGE);
     throw err;
   }
 
-  let replacedPath: string | null = null;
-  await withStagedFiles([staged], (placeFiles) =>
+  const size = staged.size;
+  await writeWithRow("attach", staged, deps.dataDir, (place) =>
     deps.sql.begin(async (tx) => {
-      requireOwnedDraft(await lockMessage(tx, id), identity, UPLOAD_TEXTS);
+      requireOwnedDraft(await lockMessage(tx, id, identity), UPLOAD_TEXTS);
       const others = await attachmentTotals(tx, id, filename);
       if (others.count >= MAX_ATTACHMENTS) throw new ApiError(400, `a message holds at most ${MAX_ATTACHMENTS} attachments`);
-      if ((await bodySize(tx, id)) + others.bytes + staged.size > deps.maxMsgBytes) throw new ApiError(413, TOTAL_TOO_LARGE);
+      if ((await bodySize(tx, id)) + others.bytes + size > deps.maxMsgBytes) throw new ApiError(413, TOTAL_TOO_LARGE);
       const old = await findAttachment(tx, id, filename);
-      const row = { type, filename, size: staged.size, filepath: finalPath };
+      const filepath = await place(old?.filepath ?? null);
+      const row = { type, filename, size, filepath };
       if (old) {
         // Same name (case-insensitively): the new upload takes the old one's place in the list.
         await replaceAttachment(tx, id, old.filename, row);
-        if (old.filepath !== finalPath) replacedPath = old.filepath;
       } else {
         await insertAttachment(tx, id, { ...row, position: await nextAttachmentPosition(tx, id) });
       }
-      await placeFiles();
     }),
   );
-  if (replacedPath !== null) await unlink(inside(deps.dataDir, replacedPath)).catch(() => {});
-  return { filename, size: staged.size };
+  return { filename, size };
 }
 
 export async function removeAttachment(deps: MessageDeps, identity: string, id: number, filename: string): Promise<void> {
-  requireOwnedDraft(await findMessageHead(deps.sql, id), identity, DELETE_TEXTS);
+  requireOwnedDraft(await findMessageHead(deps.sql, id, identity), DELETE_TEXTS);
   const gone = await deps.sql.begin(async (tx) => {
-    requireOwnedDraft(await lockMessage(tx, id), identity, DELETE_TEXTS);
+    requireOwnedDraft(await lockMessage(tx, id, identity), DELETE_TEXTS);
     const found = await findAttachment(tx, id, filename);
     if (!found) throw new ApiError(404, "attachment not found");
     return deleteAttachment(tx, id, found.filename);
   });
   // The row is gone and committed: nothing points to the file any more.
-  if (gone) await unlink(inside(deps.dataDir, gone.filepath)).catch(() => {});
+  crashPoint("detach", "committed");
+  if (gone) await removeOwnFile(deps.dataDir, gone.filepath);
 }

@@ -1,10 +1,10 @@
 // Creating and replacing drafts: body file staged beside its place, rows and rename in one transaction.
-import { unlink } from "node:fs/promises";
-import { domainOf, parseAddress, sameAddress } from "../domain/address.ts";
+import { domainOf, parseAddress } from "../domain/address.ts";
 import { bodyExtension } from "../domain/media-type.ts";
 import { findMessage, findMessageHead, lockMessage } from "../db/messages.ts";
 import { attachmentTotals } from "../db/attachments.ts";
 import {
+  compareAddresses,
   deleteBatches,
   deleteRecipients,
   insertBatch,
@@ -18,10 +18,10 @@ import {
 import type { Tx } from "../db/pool.ts";
 import { ApiError } from "../http/errors.ts";
 import type { MessageInput } from "../http/message-input.ts";
-import { removeTree, stageFile, withStagedFiles, type StagedFile } from "../storage/atomic-file.ts";
-import { bodyPath, inside, messageDir } from "../storage/data-dir.ts";
+import { removeTree, stageFile, writeWithRow } from "../storage/atomic-file.ts";
+import { bodyName, draftFolder, messageDir } from "../storage/data-dir.ts";
 import { requireOwnedDraft } from "./access.ts";
-import { isOwner, isRecipient } from "./read-messages.ts";
+import { isParticipant } from "./read-messages.ts";
 import type { MessageDeps } from "./context.ts";
 
 const DATA_TOO_LARGE = "message data exceeds maximum size";
@@ -29,7 +29,9 @@ const TOTAL_TOO_LARGE = "total message size exceeds limit";
 
 /** Rules both create and update apply before touching any file. */
 async function checkInput(deps: MessageDeps, identity: string, input: MessageInput): Promise<Uint8Array> {
-  if (!sameAddress(input.from, identity)) throw new ApiError(403, "from address must match authenticated user");
+  const names = await compareAddresses(deps.sql, input.from, identity, [...input.to, ...input.add_to]);
+  if (names.duplicate !== null) throw new ApiError(400, `duplicate recipient: ${names.duplicate}`);
+  if (!names.fromIsIdentity) throw new ApiError(403, "from address must match authenticated user");
   if (deps.domain !== null && domainOf(input.from) !== deps.domain.toLowerCase()) {
     throw new ApiError(403, `from address must be on ${deps.domain}`);
   }
@@ -41,12 +43,12 @@ async function checkInput(deps: MessageDeps, identity: string, input: MessageInp
 
 /** A reply's parent must be a sent message the author takes part in; anything else is "not found". */
 async function checkParent(deps: MessageDeps, identity: string, pid: number): Promise<void> {
-  const parent = await findMessage(deps.sql, pid);
-  const visible = parent !== null && parent.time_sent !== null && (isOwner(parent, identity) || isRecipient(parent, identity));
+  const parent = await findMessage(deps.sql, pid, identity);
+  const visible = parent !== null && parent.time_sent !== null && isParticipant(parent);
   if (!visible) throw new ApiError(400, `PID ${pid} not found`);
 }
 
-function draftFields(input: MessageInput, body: StagedFile): DraftFields {
+function draftFields(input: MessageInput, body: { size: number; filepath: string }): DraftFields {
   return {
     version: input.version,
     pid: input.pid,
@@ -56,7 +58,7 @@ function draftFields(input: MessageInput, body: StagedFile): DraftFields {
     topic: input.topic,
     type: input.type,
     size: body.size,
-    filepath: body.finalPath,
+    filepath: body.filepath,
   };
 }
 
@@ -74,16 +76,17 @@ export async function createDraft(deps: MessageDeps, identity: string, input: Me
   const id = await nextMessageId(deps.sql);
   const dir = messageDir(deps.dataDir, parseAddress(input.from)!, id);
   try {
-    const body = await stageFile(bodyPath(dir, bodyExtension(input.type)), bytes);
-    await withStagedFiles([body], (placeFiles) =>
+    const body = await stageFile(dir, bodyName(bodyExtension(input.type)), bytes);
+    await writeWithRow("create", body, deps.dataDir, (place) =>
       deps.sql.begin(async (tx) => {
-        await insertDraft(tx, id, draftFields(input, body));
+        const filepath = await place(null);
+        await insertDraft(tx, id, draftFields(input, { size: body.size, filepath }));
         await writeRecipients(tx, id, input);
-        await placeFiles();
       }),
     );
   } catch (err) {
-    await removeTree(dir); // the id is fresh, so the folder holds nothing but this attempt
+    // The id is fresh, so the folder holds nothing but this attempt (a crash leaves it to the sweep).
+    await removeTree(dir).catch(() => {});
     throw err;
   }
   return id;
@@ -92,25 +95,22 @@ export async function createDraft(deps: MessageDeps, identity: string, input: Me
 const UPDATE_TEXTS = { notOwner: "only the owner may update a message", sent: "sent messages are immutable" };
 
 export async function replaceDraft(deps: MessageDeps, identity: string, id: number, input: MessageInput): Promise<void> {
-  requireOwnedDraft(await findMessageHead(deps.sql, id), identity, UPDATE_TEXTS);
+  const before = requireOwnedDraft(await findMessageHead(deps.sql, id, identity), UPDATE_TEXTS);
   const bytes = await checkInput(deps, identity, input);
-  const dir = messageDir(deps.dataDir, parseAddress(input.from)!, id);
-  const body = await stageFile(bodyPath(dir, bodyExtension(input.type)), bytes);
-  let replaced: string | null = null;
-  await withStagedFiles([body], (placeFiles) =>
+  // The new body goes into the draft's existing folder, whatever spelling of `from` this PUT uses.
+  const folder = draftFolder(deps.dataDir, before.filepath, id) ?? messageDir(deps.dataDir, parseAddress(input.from)!, id);
+  const body = await stageFile(folder, bodyName(bodyExtension(input.type)), bytes);
+  await writeWithRow("update", body, deps.dataDir, (place) =>
     deps.sql.begin(async (tx) => {
       // Decided again under the row lock: a concurrent send or delete wins cleanly.
-      const head = requireOwnedDraft(await lockMessage(tx, id), identity, UPDATE_TEXTS);
+      const head = requireOwnedDraft(await lockMessage(tx, id, identity), UPDATE_TEXTS);
       const totals = await attachmentTotals(tx, id);
       if (body.size + totals.bytes > deps.maxMsgBytes) throw new ApiError(413, TOTAL_TOO_LARGE);
-      await updateDraft(tx, id, draftFields(input, body));
+      const filepath = await place(head.filepath);
+      await updateDraft(tx, id, draftFields(input, { size: body.size, filepath }));
       await deleteRecipients(tx, id);
       await deleteBatches(tx, id);
       await writeRecipients(tx, id, input);
-      await placeFiles();
-      if (head.filepath !== body.finalPath) replaced = head.filepath;
     }),
   );
-  // The old body had another extension; no row points to it any more.
-  if (replaced !== null) await unlink(inside(deps.dataDir, replaced)).catch(() => {});
 }

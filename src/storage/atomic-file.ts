@@ -1,22 +1,27 @@
-// Crash-safe file writes: temp file in the target folder, fsync, then rename into place at commit.
-import { mkdir, open, rename, rm, unlink, link, readdir, type FileHandle } from "node:fs/promises";
+// Crash-safe file writes: a fully written temp file, renamed under a name no committed row uses.
+import { mkdir, open, rename, rm, rmdir, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { crashPoint } from "../lib/crash-point.ts";
+import { inside } from "./data-dir.ts";
+import { onDisk, StorageFailedError, StorageFullError, storageError } from "./errors.ts";
 
 export const DIR_MODE = 0o750;
 export const FILE_MODE = 0o640;
 export const TEMP_PREFIX = ".tmp-";
+/**
+ * The second slot of a file that is replaced under the same name: `<dir>/.alt/<name>`. A name
+ * starting with "." is never a valid attachment name nor a body name, so it cannot collide.
+ */
+export const ALT_SLOT = ".alt";
 
-/** A file written under a temporary name, waiting to be renamed into place (or discarded). */
+/** A file written and synced under a temporary name in its folder, waiting to be placed (or discarded). */
 export type StagedFile = {
   tempPath: string;
-  finalPath: string;
+  /** The folder and name it will have: `<dir>/<name>`, or `<dir>/.alt/<name>` (see finalPathFor). */
+  dir: string;
+  name: string;
+  /** Bytes on disk, read back with fstat after fsync. */
   size: number;
-  /** Renames into place and fsyncs the folder. Keeps a hard-linked backup of what it replaced. */
-  commit(): Promise<void>;
-  /** Undoes: removes the temp file, or puts back what commit() replaced. */
-  rollback(): Promise<void>;
-  /** After the database commit: forget the backup. */
-  finish(): Promise<void>;
 };
 
 async function fsyncDir(dir: string): Promise<void> {
@@ -33,153 +38,131 @@ async function fsyncDir(dir: string): Promise<void> {
  * after a power cut a committed row never points into a folder whose entry was lost.
  */
 export async function ensureDir(dir: string): Promise<void> {
-  const first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
-  if (first === undefined) return;
-  for (let d = dir; ; d = dirname(d)) {
-    await fsyncDir(dirname(d));
-    if (d === first || dirname(d) === d) break;
-  }
+  await onDisk(async () => {
+    const first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    if (first === undefined) return;
+    for (let d = dir; ; d = dirname(d)) {
+      await fsyncDir(dirname(d));
+      if (d === first || dirname(d) === d) break;
+    }
+  });
 }
 
-function tempName(dir: string, finalPath: string): string {
-  return join(dir, `${TEMP_PREFIX}${basename(finalPath).slice(0, 40)}-${crypto.randomUUID()}`);
+function tempName(dir: string, name: string): string {
+  return join(dir, `${TEMP_PREFIX}${name.slice(0, 40)}-${crypto.randomUUID()}`);
 }
 
 export class SizeLimitError extends Error {}
 
+/** write(2) may write less than asked (a filling disk, a signal): keep going until all is written. */
+async function writeFully(fh: FileHandle, chunk: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.byteLength) {
+    const { bytesWritten } = await onDisk(() => fh.write(chunk, offset, chunk.byteLength - offset));
+    // No progress and no error: the file system cannot take more (seen on a full tmpfs).
+    if (bytesWritten <= 0) throw new StorageFullError("no bytes written");
+    offset += bytesWritten;
+  }
+}
+
+async function* chunksOf(source: Uint8Array | AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  if (source instanceof Uint8Array) yield source;
+  else yield* source;
+}
+
 /**
- * Streams `source` into a fresh temp file beside `finalPath` (opened with O_EXCL, so never an old
- * file's tail), failing with SizeLimitError as soon as more than `maxBytes` arrive.
+ * Streams `source` into a fresh temp file in `dir` (opened with O_EXCL, so never an old file's
+ * tail), failing with SizeLimitError as soon as more than `maxBytes` arrive. Every byte is written
+ * or the call fails; the size returned is what fstat reports after fsync. On any failure — the
+ * source erroring or ending early included — the handle is closed and the temp file removed.
  */
 export async function stageFile(
-  finalPath: string,
-  source: Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
+  dir: string,
+  name: string,
+  source: Uint8Array | AsyncIterable<Uint8Array>,
   maxBytes = Number.POSITIVE_INFINITY,
 ): Promise<StagedFile> {
-  const dir = dirname(finalPath);
   await ensureDir(dir);
-  const tempPath = tempName(dir, finalPath);
-  const fh: FileHandle = await open(tempPath, "wx", FILE_MODE);
-  let size = 0;
+  const tempPath = tempName(dir, name);
+  const fh = await onDisk(() => open(tempPath, "wx", FILE_MODE));
   try {
-    if (source instanceof Uint8Array) {
-      if (source.byteLength > maxBytes) throw new SizeLimitError();
-      await fh.write(source);
-      size = source.byteLength;
-    } else if (!(source instanceof ReadableStream)) {
-      // Node streams (the multipart parser's file parts): awaiting each write is the backpressure.
-      for await (const chunk of source) {
-        size += chunk.byteLength;
-        if (size > maxBytes) throw new SizeLimitError();
-        await fh.write(chunk);
-      }
-    } else {
-      const reader = source.getReader();
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          size += value.byteLength;
-          if (size > maxBytes) throw new SizeLimitError();
-          await fh.write(value);
-        }
-      } finally {
-        reader.releaseLock();
-      }
+    let written = 0;
+    for await (const chunk of chunksOf(source)) {
+      written += chunk.byteLength;
+      if (written > maxBytes) throw new SizeLimitError();
+      await writeFully(fh, chunk);
     }
-    await fh.sync();
+    await onDisk(() => fh.sync());
+    const { size } = await onDisk(() => fh.stat());
+    if (size !== written) throw new StorageFailedError(`wrote ${written} bytes but the file holds ${size}`);
+    await onDisk(() => fh.close());
+    return { tempPath, dir, name, size };
   } catch (err) {
     await fh.close().catch(() => {});
     await unlink(tempPath).catch(() => {});
     throw err;
   }
-  await fh.close();
+}
 
-  let backup: string | null = null;
-  let committed = false;
-  return {
-    tempPath,
-    finalPath,
-    size,
-    async commit() {
-      backup = tempName(dir, `${basename(finalPath)}.old`);
-      try {
-        await link(finalPath, backup);
-      } catch {
-        backup = null; // nothing to replace
-      }
-      await rename(tempPath, finalPath);
-      committed = true;
-      await fsyncDir(dir);
-    },
-    async rollback() {
-      if (!committed) {
-        await unlink(tempPath).catch(() => {});
-        return;
-      }
-      if (backup) await rename(backup, finalPath).catch(() => {});
-      else await unlink(finalPath).catch(() => {});
-      backup = null;
-    },
-    async finish() {
-      if (backup) await unlink(backup).catch(() => {});
-      backup = null;
-    },
-  };
+/** The canonical `<dir>/<name>`, unless the committed row points there now: then the other slot. */
+export function finalPathFor(file: Pick<StagedFile, "dir" | "name">, current: string | null): string {
+  const canonical = join(file.dir, file.name);
+  return canonical === current ? join(file.dir, ALT_SLOT, file.name) : canonical;
 }
 
 /**
- * Runs `dbWork` (a database transaction) around the file protocol of DATABASE.md: files are renamed
- * into place inside the transaction, just before it commits; any failure undoes the renames.
+ * The one write protocol for a row that points at a file (DATABASE.md "Data directory").
+ * `dbWork` runs the transaction; under its row lock it calls `place(current)` with the path the
+ * committed row uses now (null for a new row), which renames the staged file to a path that no
+ * committed row uses, fsyncs the folder and returns that path for the row. So at every instant the
+ * committed row points at a complete file: the old one until COMMIT, the new one after. On failure
+ * the placed file (referenced by nothing) or the temp file is removed; after success the file the
+ * row used before is removed. A crash leaves at worst an unreferenced file, which the start-up
+ * sweep removes.
  */
-export async function withStagedFiles<T>(
-  files: StagedFile[],
-  dbWork: (placeFiles: () => Promise<void>) => Promise<T>,
+export async function writeWithRow<T>(
+  operation: string,
+  staged: StagedFile,
+  dataDir: string,
+  dbWork: (place: (current: string | null) => Promise<string>) => Promise<T>,
 ): Promise<T> {
-  let placed = false;
+  let placed: string | null = null;
+  let previous: string | null = null;
+  crashPoint(operation, "staged");
   try {
-    const result = await dbWork(async () => {
-      for (const f of files) await f.commit();
-      placed = true;
+    const result = await dbWork(async (current) => {
+      const target = finalPathFor(staged, current);
+      await ensureDir(dirname(target));
+      await onDisk(() => rename(staged.tempPath, target));
+      placed = target;
+      await onDisk(() => fsyncDir(dirname(target)));
+      previous = current;
+      crashPoint(operation, "placed");
+      return target;
     });
-    for (const f of files) await f.finish();
+    crashPoint(operation, "committed");
+    if (previous !== null && previous !== placed) await removeOwnFile(dataDir, previous);
     return result;
   } catch (err) {
-    for (const f of files) await f.rollback();
-    void placed;
+    await unlink(placed ?? staged.tempPath).catch(() => {});
     throw err;
   }
 }
 
-export async function removeTree(path: string): Promise<void> {
-  await rm(path, { recursive: true, force: true });
+/** Removes a file of ours that no committed row points to any more (best effort: the sweep retries). */
+export async function removeOwnFile(dataDir: string, path: string): Promise<void> {
+  let full: string;
+  try {
+    full = inside(dataDir, path);
+  } catch {
+    return; // never delete outside FMSG_DATA_DIR, whatever a row says
+  }
+  await unlink(full).catch(() => {});
+  if (basename(dirname(full)) === ALT_SLOT) await rmdir(dirname(full)).catch(() => {}); // only when empty
 }
 
-/**
- * Start-up sweep: deletes temp files a crash left behind. Only the API's own folders are visited
- * (`<domain>/<user>/out/<id>/` and its `attach/`), never fmsgd's, and only our own prefix.
- */
-export async function sweepTempFiles(root: string): Promise<number> {
-  const dirs = async (dir: string): Promise<string[]> => {
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    return entries.filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
-  };
-  let removed = 0;
-  const sweep = async (dir: string) => {
-    for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-      if (e.isFile() && e.name.startsWith(TEMP_PREFIX)) {
-        await unlink(join(dir, e.name)).catch(() => {});
-        removed++;
-      }
-    }
-  };
-  for (const domain of await dirs(root)) {
-    for (const user of await dirs(domain)) {
-      for (const message of await dirs(join(user, "out"))) {
-        await sweep(message);
-        await sweep(join(message, "attach"));
-      }
-    }
-  }
-  return removed;
+export async function removeTree(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true }).catch((err) => {
+    throw storageError(err);
+  });
 }

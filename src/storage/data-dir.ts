@@ -9,12 +9,30 @@ export function messageDir(dataDir: string, from: { user: string; domain: string
   return inside(dataDir, resolve(dataDir, from.domain.toLowerCase(), from.user.toLowerCase(), "out", String(id)));
 }
 
-export function bodyPath(dir: string, extension: string): string {
-  return resolve(dir, `data${extension}`);
+/** The body's file name: `data` plus the extension of its media type. */
+export function bodyName(extension: string): string {
+  return `data${extension}`;
 }
 
-export function attachmentPath(dataDir: string, dir: string, filename: string): string {
-  return inside(dataDir, resolve(dir, "attach", filename));
+/**
+ * The `<...>/out/<id>` folder a draft's body file lives in (its `.alt` slot included), or null
+ * when the path is not one of ours. Replacements keep using it, so a draft never spreads over two
+ * folders when its owner spells `from` differently.
+ */
+export function draftFolder(dataDir: string, filepath: string, id: number): string | null {
+  const marker = `/out/${id}/`;
+  const at = filepath.lastIndexOf(marker);
+  if (at < 0) return null;
+  try {
+    return inside(dataDir, filepath.slice(0, at + marker.length - 1));
+  } catch {
+    return null;
+  }
+}
+
+/** `<message folder>/attach`: attachments live apart from the body, so a name can never collide with it. */
+export function attachmentDir(dataDir: string, messageFolder: string): string {
+  return inside(dataDir, resolve(messageFolder, "attach"));
 }
 
 /** Throws unless `path`, after resolution, lies strictly inside `dataDir`. */

@@ -1,23 +1,70 @@
-// Start-up removes temporary files a crash left in the data directory, and nothing else.
-import { expect, test } from "bun:test";
+// Start-up removes what interrupted writes left in the API's own folders, and nothing else.
+import { afterEach, expect, test } from "bun:test";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startTestServer } from "../helpers/server.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { EMBEDDED, startTestServer, type TestServer } from "../helpers/server.ts";
 
-test("stray .tmp-* files are swept; real files stay", async () => {
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function dataDirWith(files: Record<string, string>): Promise<string> {
   const dataDir = await mkdtemp(join(tmpdir(), "fmsg-sweep-"));
-  const dir = join(dataDir, "example.com", "alice", "out", "7", "attach");
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, ".tmp-report.pdf-1234"), "half an upload");
-  await writeFile(join(dir, "report.pdf"), "a committed attachment");
-  await writeFile(join(dataDir, "example.com", "alice", "out", "7", ".tmp-data.txt-99"), "half a body");
-  const s = await startTestServer({ env: { FMSG_DATA_DIR: dataDir } });
-  try {
-    expect(await readdir(dir)).toEqual(["report.pdf"]);
-    expect(await readdir(join(dataDir, "example.com", "alice", "out", "7"))).toEqual(["attach"]);
-  } finally {
-    await s.stop();
-    await rm(dataDir, { recursive: true, force: true });
+  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(join(dataDir, path, ".."), { recursive: true });
+    await writeFile(join(dataDir, path), content);
   }
+  return dataDir;
+}
+
+async function start(dataDir: string, database?: TestDatabase): Promise<TestServer> {
+  const s = await startTestServer({ env: { FMSG_DATA_DIR: dataDir }, database });
+  cleanups.push(() => s.stop());
+  return s;
+}
+
+test("stray .tmp-* files are swept; a folder of an id never handed out is left alone", async () => {
+  const dataDir = await dataDirWith({
+    "example.com/alice/out/7/attach/.tmp-report.pdf-1234": "half an upload",
+    "example.com/alice/out/7/attach/report.pdf": "a file of a message this database never had",
+    "example.com/alice/out/7/.tmp-data.txt-99": "half a body",
+  });
+  await start(dataDir);
+  const dir = join(dataDir, "example.com", "alice", "out", "7");
+  expect(await readdir(join(dir, "attach"))).toEqual(["report.pdf"]);
+  expect(await readdir(dir)).toEqual(["attach"]);
+});
+
+test.skipIf(EMBEDDED)("files no row points to are removed; the files rows point to stay", async () => {
+  // A database with one draft (id 1) whose body and attachment live in out/1.
+  const db = await createTestDatabase();
+  cleanups.push(() => db.drop());
+  const dataDir = await dataDirWith({
+    "example.com/alice/out/1/.alt/data.txt": "current body",
+    "example.com/alice/out/1/data.txt": "body a crashed replacement left behind",
+    "example.com/alice/out/1/attach/a.txt": "current attachment",
+    "example.com/alice/out/1/attach/A.TXT": "attachment a crashed replacement left behind",
+    "example.com/alice/out/2/data.txt": "a create that never committed",
+    "example.com/alice/out/99/data.txt": "an id beyond the sequence: not ours to judge",
+    "example.com/alice/in/5/data.txt": "fmsgd's folder: never visited",
+  });
+  const out = join(dataDir, "example.com", "alice", "out");
+  await db.sql`select setval(pg_get_serial_sequence('msg', 'id'), 2)`;
+  await db.sql`
+    insert into msg (id, version, from_addr, topic, type, size, filepath)
+    values (1, 1, '@alice@example.com', 't', 'text/plain', 12, ${join(out, "1", ".alt", "data.txt")})`;
+  await db.sql`
+    insert into msg_attachment (msg_id, filename, filesize, filepath)
+    values (1, 'a.txt', 18, ${join(out, "1", "attach", "a.txt")})`;
+
+  await start(dataDir, db);
+  expect((await readdir(join(out, "1"))).sort()).toEqual([".alt", "attach"]);
+  expect(await readdir(join(out, "1", ".alt"))).toEqual(["data.txt"]);
+  expect(await readdir(join(out, "1", "attach"))).toEqual(["a.txt"]);
+  expect((await readdir(out)).sort()).toEqual(["1", "99"]);
+  expect(await readdir(join(dataDir, "example.com", "alice", "in", "5"))).toEqual(["data.txt"]);
 });

@@ -21,8 +21,8 @@ export function attachmentRoutes(deps: MessageDeps) {
   return new Hono<AppEnv>()
     .post("/:id/attach", async (c) => {
       const id = parseMessageId(c.req.param("id"));
-      await checkUploadAllowed(deps, c.var.identity, id);
-      const saved = await withFilePart(c.req.raw, (part) => uploadAttachment(deps, c.var.identity, id, part));
+      const dir = await checkUploadAllowed(deps, c.var.identity, id);
+      const saved = await withFilePart(c.req.raw, (part) => uploadAttachment(deps, c.var.identity, id, dir, part));
       return c.json(saved, 201);
     })
     .get("/:id/attach/:filename", async (c) => {

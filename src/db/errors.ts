@@ -1,0 +1,34 @@
+// Which database failures mean "the database is unavailable right now" (503), not a bug (500).
+
+/** postgres.js's own codes for a connection that failed, dropped or timed out, and socket errors. */
+const CONNECTION_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+/**
+ * SQLSTATEs of a database that is going away, overloaded or blocked: connection exceptions (08),
+ * insufficient resources (53), operator intervention (57: shutdown, statement_timeout), a held
+ * lock past lock_timeout (55P03), serialisation failures and deadlocks (40), a read-only standby.
+ */
+function unavailableState(state: string): boolean {
+  return /^(08|53|57)/.test(state) || state === "55P03" || state === "40001" || state === "40P01" || state === "25006";
+}
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (err === null || typeof err !== "object") return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== "string") return false;
+  // PostgresError carries the SQLSTATE in `code`; connection errors carry postgres.js's or the socket's name.
+  return CONNECTION_CODES.has(code) || (/^[0-9A-Z]{5}$/.test(code) && unavailableState(code));
+}
