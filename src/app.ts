@@ -1,5 +1,5 @@
 // createApp(deps): the one wiring of middleware and routes, shared by the server and the tests.
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db/pool.ts";
 import type { IdentityService } from "./identity/identity-service.ts";
@@ -31,6 +31,17 @@ export type AppDeps = {
   rateLimitStore?: TokenBucketStore;
 };
 
+/**
+ * The router decodes percent-escapes, so `/fmsg/%31` would reach a route as id "1". An id must be
+ * plain digits as sent (API.md §1): a first segment with an escape in it names no message.
+ */
+const plainIdSegment: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const path = c.req.url.slice(c.req.url.indexOf("/", c.req.url.indexOf("//") + 2));
+  const segment = /^\/fmsg\/([^/?#]*)/.exec(path)?.[1];
+  if (segment?.includes("%")) throw new ApiError(400, "invalid message id");
+  await next();
+};
+
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const { config } = deps;
   const messageDeps: MessageDeps = {
@@ -54,7 +65,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     store: deps.rateLimitStore,
     onLimited: () => deps.metrics?.countRateLimited(),
   });
-  const authenticated = requireIdentity({ jwtKey: config.jwtKey, identity: deps.identity });
+  const authenticated = requireIdentity({ jwtKey: config.jwtKey, maxTokenTtl: config.maxTokenTtl, identity: deps.identity });
 
   const app = new Hono<AppEnv>();
   app.use("*", requestLog(deps.log, deps.metrics));
@@ -65,6 +76,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   }
   app.use("*", limited);
   app.use("/fmsg/*", authenticated); // also matches "/fmsg" itself
+  app.use("/fmsg/*", plainIdSegment);
   app.route("/fmsg", waitRoutes(deps.waiters));
   app.route("/fmsg", messageRoutes(messageDeps));
   app.route("/fmsg", attachmentRoutes(messageDeps));

@@ -1,6 +1,6 @@
 // Command line: serve (default) | migrate | token <address> [--ttl 1h] | healthcheck.
 import { existsSync, readFileSync } from "node:fs";
-import { configuredModeSelected, ConfigError, decodeJwtSecret, loadConfig, parseDotEnv, type Env } from "./config.ts";
+import { configuredModeSelected, ConfigError, decodeJwtSecret, loadConfig, parseDotEnv, parseTtl, type Env } from "./config.ts";
 import { EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.ts";
 import { openPool } from "./db/pool.ts";
 import { migrate } from "./db/schema.ts";
@@ -21,6 +21,9 @@ function environment(): Env {
   return env;
 }
 
+/** How long a failing process may drain before it exits anyway. */
+const UNCAUGHT_EXIT_MS = 15_000;
+
 function fail(message: string): never {
   process.stderr.write(`fmsg-webapi: ${message}\n`);
   process.exit(1);
@@ -40,12 +43,13 @@ async function serve(env: Env): Promise<void> {
   log({ level: "info", msg: "listening", urls: server.urls, mode: config.mode });
   if (embedded) {
     const url = server.urls[0]!.replace("0.0.0.0", "localhost");
-    const token = mintToken(SAMPLE_ADDRESS, config.jwtKey, 30 * 24 * 3600);
+    const ttl = Math.min(30 * 86400, config.maxTokenTtl);
+    const token = mintToken(SAMPLE_ADDRESS, config.jwtKey, ttl);
     process.stdout.write(
       [
         "",
         `fmsg web API (embedded default, data in ${embedded.dataDir}) at ${url}`,
-        `Bearer token for ${SAMPLE_ADDRESS} (30 days):`,
+        `Bearer token for ${SAMPLE_ADDRESS} (${ttl % 86400 === 0 ? `${ttl / 86400} days` : `${ttl} seconds`}):`,
         `  ${token}`,
         `Try: curl -H "Authorization: Bearer ${token}" ${url}fmsg`,
         "",
@@ -53,20 +57,33 @@ async function serve(env: Env): Promise<void> {
     );
   }
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const shutdown = (reason: string, exitCode: number) => {
     if (stopping) return;
     stopping = true;
-    log({ level: "info", msg: "shutting down", signal });
+    log({ level: exitCode === 0 ? "info" : "error", msg: "shutting down", reason });
+    // However the drain goes, the process ends: a supervisor restarts it after a failure.
+    const hardStop = setTimeout(() => process.exit(exitCode || 1), UNCAUGHT_EXIT_MS);
+    hardStop.unref();
     void server
       .stop()
       .then(() => database?.db.close())
+      .catch(() => {})
       .then(() => {
-        log({ level: "info", msg: "stopped" });
-        process.exit(0);
+        log({ level: "info", msg: "stopped", exitCode });
+        process.exit(exitCode);
       });
   };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM", 0));
+  process.on("SIGINT", () => shutdown("SIGINT", 0));
+  // An error no request handler caught means some state may be broken: log it, stop accepting,
+  // let in-flight requests finish, and exit non-zero so systemd or the container runtime restarts
+  // a clean process (README "Reliability"). Never die silently, never limp on.
+  const fatal = (kind: string) => (err: unknown) => {
+    log({ level: "error", msg: kind, error: String(err instanceof Error ? (err.stack ?? err.message) : err) });
+    shutdown(kind, 1);
+  };
+  process.on("uncaughtException", fatal("uncaught exception"));
+  process.on("unhandledRejection", fatal("unhandled promise rejection"));
 }
 
 async function migrateCommand(env: Env): Promise<void> {
@@ -92,14 +109,6 @@ async function migrateCommand(env: Env): Promise<void> {
   process.stdout.write("schema is up to date\n");
 }
 
-/** "90s", "15m", "1h", "7d" or plain seconds. */
-export function parseTtl(text: string): number | null {
-  const m = /^([1-9][0-9]{0,8})([smhd]?)$/.exec(text.trim());
-  if (!m) return null;
-  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "" | "s" | "m" | "h" | "d"];
-  return Number(m[1]) * unit;
-}
-
 async function tokenCommand(env: Env, args: string[]): Promise<void> {
   let ttl = 3600;
   const rest: string[] = [];
@@ -112,6 +121,9 @@ async function tokenCommand(env: Env, args: string[]): Promise<void> {
       ttl = parsed;
     } else rest.push(a);
   }
+  const maxTtl = env.FMSG_API_MAX_TOKEN_TTL ? parseTtl(env.FMSG_API_MAX_TOKEN_TTL) : 30 * 86400;
+  if (maxTtl === null) fail(`FMSG_API_MAX_TOKEN_TTL must look like 3600, 90s, 15m, 12h or 30d, got "${env.FMSG_API_MAX_TOKEN_TTL}"`);
+  if (ttl > maxTtl) fail(`--ttl is longer than FMSG_API_MAX_TOKEN_TTL (${maxTtl} s): the server would refuse the token`);
   const address = rest[0];
   if (rest.length !== 1 || !isValidAddress(address)) fail("usage: fmsg-webapi token @user@domain [--ttl 1h]");
   let key: Uint8Array;

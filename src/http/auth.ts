@@ -6,7 +6,7 @@ import { LEEWAY_SECONDS, verifyJwt } from "../lib/jwt.ts";
 import { ApiError, unauthorized } from "./errors.ts";
 import type { AppEnv } from "./app-env.ts";
 
-export type AuthOptions = { jwtKey: Uint8Array; identity: IdentityService; now?: () => number };
+export type AuthOptions = { jwtKey: Uint8Array; maxTokenTtl: number; identity: IdentityService; now?: () => number };
 
 /**
  * Tokens that passed verification, with their subject and expiry. A token valid now stays valid
@@ -42,6 +42,7 @@ export function authenticateToken(
   key: Uint8Array,
   nowSeconds: number,
   verified: VerifiedTokens | null = null,
+  maxTtlSeconds = Number.POSITIVE_INFINITY,
 ): string {
   if (header === undefined || header.trim() === "") throw unauthorized("auth header is empty");
   const m = /^Bearer +([^\s]+)\s*$/i.exec(header);
@@ -49,7 +50,7 @@ export function authenticateToken(
   const token = m[1]!;
   const known = verified?.get(token, nowSeconds);
   if (known) return known;
-  const result = verifyJwt(token, key, nowSeconds);
+  const result = verifyJwt(token, key, nowSeconds, maxTtlSeconds);
   if (!result.ok) throw unauthorized(result.reason);
   const sub = result.claims.sub;
   if (!isValidAddress(sub)) throw unauthorized("token subject is not a valid address");
@@ -70,7 +71,7 @@ export function requireIdentity(opts: AuthOptions): MiddlewareHandler<AppEnv> {
   const now = opts.now ?? (() => Date.now() / 1000);
   const verified = new VerifiedTokens();
   return async (c, next) => {
-    const address = authenticateToken(c.req.header("authorization"), opts.jwtKey, now(), verified);
+    const address = authenticateToken(c.req.header("authorization"), opts.jwtKey, now(), verified, opts.maxTokenTtl);
     await checkIdentity(opts.identity, address);
     c.set("identity", address);
     await next();

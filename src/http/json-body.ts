@@ -3,6 +3,34 @@ import type { MiddlewareHandler } from "hono";
 import { ApiError } from "./errors.ts";
 
 const JSON_TYPE = /^application\/json\s*(;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
+/** No body of this API nests deeper than 3; JSON.parse of a deep `[[[[…` blocks the event loop for seconds. */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * Tracks bracket depth over raw JSON bytes as they stream in (outside strings; `[`, `{`, `"` and `\`
+ * are ASCII, so UTF-8 continuation bytes never look like them). Reports when MAX_JSON_DEPTH is passed.
+ */
+export class JsonDepthGuard {
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+
+  /** False as soon as the bytes seen so far nest deeper than the cap. */
+  feed(bytes: Uint8Array): boolean {
+    for (let i = 0; i < bytes.length; i++) {
+      const b = bytes[i]!;
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (b === 0x5c) this.escaped = true;
+        else if (b === 0x22) this.inString = false;
+      } else if (b === 0x22) this.inString = true;
+      else if (b === 0x5b || b === 0x7b) {
+        if (++this.depth > MAX_JSON_DEPTH) return false;
+      } else if (b === 0x5d || b === 0x7d) this.depth--;
+    }
+    return true;
+  }
+}
 
 /**
  * Reads at most `maxBytes` of the body (413 `tooLarge` beyond, without buffering the rest),
@@ -26,6 +54,7 @@ async function readCapped(req: Request, maxBytes: number, tooLarge: string): Pro
   if (!req.body) return "";
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
+  const depth = new JsonDepthGuard();
   let total = 0;
   for (;;) {
     const { done, value } = await reader.read();
@@ -34,6 +63,10 @@ async function readCapped(req: Request, maxBytes: number, tooLarge: string): Pro
     if (total > maxBytes) {
       await reader.cancel().catch(() => {});
       throw new ApiError(413, tooLarge);
+    }
+    if (!depth.feed(value)) {
+      await reader.cancel().catch(() => {});
+      throw new ApiError(400, "request body is nested too deeply");
     }
     chunks.push(value);
   }

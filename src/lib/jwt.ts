@@ -30,8 +30,11 @@ function decodeJsonPart(part: string): Record<string, unknown> | null {
 
 const isTime = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
-/** Verifies signature (HS256 only), then exp (required), nbf and iat with a symmetric leeway. */
-export function verifyJwt(token: string, key: Uint8Array, nowSeconds: number): VerifyResult {
+/**
+ * Verifies signature (HS256 only), then exp (required), nbf and iat with a symmetric leeway, and
+ * that exp lies at most `maxTtlSeconds` after iat (after now, for a token without iat).
+ */
+export function verifyJwt(token: string, key: Uint8Array, nowSeconds: number, maxTtlSeconds = Number.POSITIVE_INFINITY): VerifyResult {
   const parts = token.split(".");
   if (parts.length !== 3) return { ok: false, reason: "token is malformed" };
   const [head = "", body = "", sig = ""] = parts;
@@ -55,6 +58,8 @@ export function verifyJwt(token: string, key: Uint8Array, nowSeconds: number): V
     if (!isTime(claims.iat)) return { ok: false, reason: "token is malformed" };
     if (nowSeconds < claims.iat - LEEWAY_SECONDS) return { ok: false, reason: "token used before issued" };
   }
+  const issued = isTime(claims.iat) ? claims.iat : nowSeconds;
+  if (claims.exp - issued > maxTtlSeconds + LEEWAY_SECONDS) return { ok: false, reason: "token lifetime exceeds the maximum" };
   return { ok: true, claims };
 }
 
