@@ -1,5 +1,6 @@
 // Writing messages: draft rows, recipients, add-to batches, notify rows, send and delete.
 import type { Sql, Tx } from "./pool.ts";
+import { arrayLiteral } from "./arrays.ts";
 
 export type DraftFields = {
   version: number;
@@ -40,7 +41,7 @@ export async function insertRecipients(tx: Tx, id: number, addresses: string[]):
   if (addresses.length === 0) return;
   await tx`
     insert into msg_to (msg_id, addr)
-    select ${id}, x.addr from unnest(${addresses}::varchar[]) with ordinality as x(addr, n) order by x.n`;
+    select ${id}, x.addr from unnest(${arrayLiteral(addresses)}::varchar[]) with ordinality as x(addr, n) order by x.n`;
 }
 
 export async function deleteRecipients(tx: Tx, id: number): Promise<void> {
@@ -59,7 +60,7 @@ export async function insertBatchRecipients(tx: Tx, id: number, batchId: number,
   if (addresses.length === 0) return;
   await tx`
     insert into msg_add_to (msg_id, batch_id, addr)
-    select ${id}, ${batchId}, x.addr from unnest(${addresses}::varchar[]) with ordinality as x(addr, n) order by x.n`;
+    select ${id}, ${batchId}, x.addr from unnest(${arrayLiteral(addresses)}::varchar[]) with ordinality as x(addr, n) order by x.n`;
 }
 
 /** A draft's pending batch (at most one: every batch of a draft is pending). */
@@ -90,7 +91,7 @@ export async function compareAddresses(
     select lower(${from}::text) = lower(${identity}::text) as same,
       (select x.addr from (
          select addr, n, row_number() over (partition by lower(addr) order by n) as seen
-         from unnest(${lists}::text[]) with ordinality as u(addr, n)) x
+         from unnest(${arrayLiteral(lists)}::text[]) with ordinality as u(addr, n)) x
        where x.seen > 1 order by x.n limit 1) as duplicate`;
   return { fromIsIdentity: row?.same ?? false, duplicate: row?.duplicate ?? null };
 }

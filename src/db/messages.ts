@@ -1,6 +1,7 @@
 // Reading messages: one message with its recipients, batches and attachments; inbox pages.
 import type { StoredMessage } from "../domain/message-json.ts";
 import type { Sql, Tx } from "./pool.ts";
+import { arrayLiteral } from "./arrays.ts";
 
 type Db = Sql | Tx;
 
@@ -84,7 +85,7 @@ export async function participation(sql: Db, id: number, address: string): Promi
  */
 export async function addToCheck(tx: Tx, id: number, candidates: string[]): Promise<{ repeated: string | null; total: number }> {
   const [row] = await tx<{ repeated: string | null; total: number }[]>`
-    with c as (select x.addr, lower(x.addr) as key, x.n from unnest(${candidates}::text[]) with ordinality as x(addr, n)),
+    with c as (select x.addr, lower(x.addr) as key, x.n from unnest(${arrayLiteral(candidates)}::text[]) with ordinality as x(addr, n)),
     hits as (
       select c.n, coalesce(
         (select t.addr from msg_to t where t.msg_id = ${id} and lower(t.addr) = c.key order by t.id limit 1),
@@ -149,7 +150,7 @@ export async function latestInboxIds(sql: Db, pairs: { addr: string; sinceId: nu
   // sent message, so a long inbox costs no more than a short one.
   const rows = await sql<{ addr: string; id: number | null }[]>`
     with wanted as (
-      select w.addr, lower(w.addr) as key, w.since_id from unnest(${addrs}::text[], ${sinces}::int8[]) as w(addr, since_id))
+      select w.addr, lower(w.addr) as key, w.since_id from unnest(${arrayLiteral(addrs)}::text[], ${arrayLiteral(sinces)}::int8[]) as w(addr, since_id))
     select w.addr, greatest(
       (select t.msg_id from msg_to t
         where (lower(t.addr), t.msg_id) > (w.key, w.since_id) and lower(t.addr) = w.key
