@@ -32,3 +32,15 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   // PostgresError carries the SQLSTATE in `code`; connection errors carry postgres.js's or the socket's name.
   return CONNECTION_CODES.has(code) || (/^[0-9A-Z]{5}$/.test(code) && unavailableState(code));
 }
+
+/**
+ * Whether a failed transaction may still have committed: its connection was lost (or the server
+ * went away) with the COMMIT possibly in flight. Files such a transaction placed must stay, since a
+ * committed row may point at them; the start-up sweep removes them if no row does.
+ */
+export function mayHaveCommitted(err: unknown): boolean {
+  if (err === null || typeof err !== "object") return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== "string") return false;
+  return CONNECTION_CODES.has(code) || /^08/.test(code) || /^57P0[1-3]$/.test(code);
+}

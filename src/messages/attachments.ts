@@ -12,6 +12,7 @@ import {
   nextAttachmentPosition,
   replaceAttachment,
 } from "../db/attachments.ts";
+import { mayHaveCommitted } from "../db/errors.ts";
 import { findMessageHead, lockMessage } from "../db/messages.ts";
 import { ApiError } from "../http/errors.ts";
 import type { FilePart } from "../http/multipart-upload.ts";
@@ -83,6 +84,7 @@ export async function uploadAttachment(
         await insertAttachment(tx, id, { ...row, position: await nextAttachmentPosition(tx, id) });
       }
     }),
+    mayHaveCommitted,
   );
   return { filename, size };
 }

@@ -15,6 +15,7 @@ import {
   updateDraft,
   type DraftFields,
 } from "../db/drafts.ts";
+import { mayHaveCommitted } from "../db/errors.ts";
 import type { Tx } from "../db/pool.ts";
 import { ApiError } from "../http/errors.ts";
 import type { MessageInput } from "../http/message-input.ts";
@@ -83,10 +84,12 @@ export async function createDraft(deps: MessageDeps, identity: string, input: Me
         await insertDraft(tx, id, draftFields(input, { size: body.size, filepath }));
         await writeRecipients(tx, id, input);
       }),
+      mayHaveCommitted,
     );
   } catch (err) {
-    // The id is fresh, so the folder holds nothing but this attempt (a crash leaves it to the sweep).
-    await removeTree(dir).catch(() => {});
+    // The id is fresh, so the folder holds nothing but this attempt — unless the COMMIT may have
+    // happened with the connection lost; then the start-up sweep decides (as after a crash).
+    if (!mayHaveCommitted(err)) await removeTree(dir).catch(() => {});
     throw err;
   }
   return id;
@@ -112,5 +115,6 @@ export async function replaceDraft(deps: MessageDeps, identity: string, id: numb
       await deleteBatches(tx, id);
       await writeRecipients(tx, id, input);
     }),
+    mayHaveCommitted,
   );
 }

@@ -116,7 +116,8 @@ export function finalPathFor(file: Pick<StagedFile, "dir" | "name">, current: st
  * committed row uses now (null for a new row), which renames the staged file to a path that no
  * committed row uses, fsyncs the folder and returns that path for the row. So at every instant the
  * committed row points at a complete file: the old one until COMMIT, the new one after. On failure
- * the placed file (referenced by nothing) or the temp file is removed; after success the file the
+ * the placed file (referenced by nothing) or the temp file is removed — unless the COMMIT may have
+ * happened (`mayHaveCommitted`, a connection lost with it in flight); after success the file the
  * row used before is removed. A crash leaves at worst an unreferenced file, which the start-up
  * sweep removes.
  */
@@ -125,6 +126,7 @@ export async function writeWithRow<T>(
   staged: StagedFile,
   dataDir: string,
   dbWork: (place: (current: string | null) => Promise<string>) => Promise<T>,
+  mayHaveCommitted: (err: unknown) => boolean,
 ): Promise<T> {
   let placed: string | null = null;
   let previous: string | null = null;
@@ -144,7 +146,9 @@ export async function writeWithRow<T>(
     if (previous !== null && previous !== placed) await removeOwnFile(dataDir, previous);
     return result;
   } catch (err) {
-    await unlink(placed ?? staged.tempPath).catch(() => {});
+    // A COMMIT lost with its connection may have happened: then the row points at the placed file,
+    // which must stay (the start-up sweep removes it if no row does). Otherwise it is nobody's.
+    if (placed === null || !mayHaveCommitted(err)) await unlink(placed ?? staged.tempPath).catch(() => {});
     throw err;
   }
 }
