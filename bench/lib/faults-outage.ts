@@ -5,6 +5,7 @@ import { call, probe, randomInt, Tally, tokenFor, until, withDeadline, TIMED_OUT
 import { countAnswers, type RoundResult } from "./faults-report.ts";
 import { launchServer, type FaultServer } from "./faults-server.ts";
 import { openWait, type OpenWait, type WaitAnswer } from "./faults-waiters.ts";
+import { deliverFromAfar } from "../../tests/helpers/fmsgd.ts";
 
 const WAITERS = 300;
 const WRITERS = 20;
@@ -43,22 +44,6 @@ async function retrying<T>(what: string, fn: () => Promise<T>, signal: AbortSign
       await Bun.sleep(100);
     }
   }
-}
-
-/** Plays fmsgd: one received message per waiting address, all committed in one transaction; the ids in waiter order. */
-function deliverToEach(sql: postgres.Sql): Promise<number[]> {
-  return sql.begin(async (tx) => {
-    const ids: number[] = [];
-    for (let i = 0; i < WAITERS; i++) {
-      const [m] = await tx<{ id: string }[]>`
-        insert into msg (version, from_addr, topic, type, size, filepath, time_sent)
-        values (1, '@zed@remote.example', 'after the outage', 'text/plain', 0, '/nonexistent', extract(epoch from now()))
-        returning id::text as id`;
-      ids.push(Number(m!.id));
-      await tx`insert into msg_to (msg_id, addr) values (${Number(m!.id)}, ${waiterAddress(i)})`;
-    }
-    return ids;
-  });
 }
 
 /** Creates and sends (sometimes with a small attachment) until stopped; every answer is tallied. */
@@ -145,7 +130,7 @@ export async function outageRound(state: OutageState, round: number, r: RoundRes
   const faultMs = Date.now() - faultStart;
 
   // As soon as the database takes connections again, fmsgd commits mail for every waiting address.
-  const ids = await retrying("delivering the mail", () => deliverToEach(state.sql), signal);
+  const ids = await retrying("delivering the mail", () => deliverFromAfar(state.sql, Array.from({ length: WAITERS }, (_, i) => waiterAddress(i)), "after the outage"), signal);
   committedAt = Date.now();
   const all = Promise.all(answers);
   await withDeadline(all, WAKE_DEADLINE_MS);

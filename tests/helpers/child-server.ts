@@ -1,6 +1,7 @@
 // The real server as a child process (`bun src/main.ts serve`): for tests that kill it, crash it or
 // need to see that it survives what would take a process down.
 import { join } from "node:path";
+import { readLines } from "../../bench/lib/util.ts";
 import { TEST_SECRET } from "./server.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -42,22 +43,6 @@ export function childEnv(opts: ChildServerOptions): Record<string, string> {
   };
 }
 
-async function collectLines(stream: ReadableStream<Uint8Array>, lines: string[], onLine: () => void): Promise<void> {
-  const decoder = new TextDecoder();
-  let rest = "";
-  for await (const chunk of stream) {
-    rest += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = rest.indexOf("\n")) >= 0) {
-      lines.push(rest.slice(0, nl));
-      rest = rest.slice(nl + 1);
-      onLine();
-    }
-  }
-  if (rest) lines.push(rest);
-  onLine();
-}
-
 /** Starts the server and resolves once it prints its URL; rejects (with its output) if it exits first. */
 export async function startChildServer(opts: ChildServerOptions): Promise<ChildServer> {
   const proc = Bun.spawn([process.execPath, join(ROOT, "src", "main.ts"), "serve"], {
@@ -69,8 +54,12 @@ export async function startChildServer(opts: ChildServerOptions): Promise<ChildS
   });
   const lines: string[] = [];
   let wake = () => {};
-  void collectLines(proc.stdout, lines, () => wake());
-  void collectLines(proc.stderr, lines, () => wake());
+  const collect = (line: string) => {
+    lines.push(line);
+    wake();
+  };
+  void readLines(proc.stdout, collect).finally(() => wake());
+  void readLines(proc.stderr, collect).finally(() => wake());
   let exitCode: number | null = null;
   const exited = proc.exited.then((code) => {
     exitCode = code;

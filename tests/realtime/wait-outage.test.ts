@@ -4,6 +4,7 @@ import postgres from "postgres";
 import type { TestDatabase } from "../helpers/db.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../helpers/private-postgres.ts";
 import { EMBEDDED, startTestServer, type TestServer } from "../helpers/server.ts";
+import { deliverFromAfar } from "../helpers/fmsgd.ts";
 
 /**
  * Each wait may last its full 60 s: a 204 can then only mean a lost wake-up, never slowness. Before
@@ -38,22 +39,6 @@ async function openWaits(s: TestServer, sinceId: number, seconds = WAIT_SECONDS)
   await until(() => s.server.waiters.size === WAITERS, `${WAITERS} registered waits`);
   await s.server.waiters.idle();
   return answers;
-}
-
-/** Plays fmsgd: one received message per waiter, committed in one transaction; the ids in waiter order. */
-async function deliverToEach(sql: postgres.Sql): Promise<number[]> {
-  return sql.begin(async (tx) => {
-    const ids: number[] = [];
-    for (let i = 0; i < WAITERS; i++) {
-      const [m] = await tx<{ id: string }[]>`
-        insert into msg (version, from_addr, topic, type, size, filepath, time_sent)
-        values (1, '@zed@remote.example', 'from afar', 'text/plain', 0, '/nonexistent', extract(epoch from now()))
-        returning id::text as id`;
-      ids.push(Number(m!.id));
-      await tx`insert into msg_to (msg_id, addr) values (${Number(m!.id)}, ${addressOf(i)})`;
-    }
-    return ids;
-  });
 }
 
 async function maxId(sql: postgres.Sql): Promise<number> {
@@ -92,7 +77,7 @@ describe.skipIf(EMBEDDED)("GET /fmsg/wait across a listener outage", () => {
         select pg_terminate_backend(pid) as ok from pg_stat_activity
         where datname = ${s.db.name} and application_name = 'fmsg-webapi' and query ilike 'listen%'`;
       expect(killed.map((r) => r.ok)).toEqual([true]);
-      ids = await deliverToEach(s.db.sql);
+      ids = await deliverFromAfar(s.db.sql, Array.from({ length: WAITERS }, (_, i) => addressOf(i)), "from afar");
       // The listener stays down until every wait has answered (or given up at its timeout).
       await until(() => s.server.waiters.size === 0, "every wait answered", (WAIT_SECONDS + 10) * 1000);
     } finally {
@@ -136,7 +121,7 @@ describe.skipIf(EMBEDDED)("GET /fmsg/wait across a database restart", () => {
     // The outage lasts RESTART_OUTAGE_MS (a scenario parameter, not synchronisation) and until the server has noticed it.
     await until(() => s.server.listener?.connected() === false && Date.now() - opened >= RESTART_OUTAGE_MS, "the outage noticed");
     await pg.start();
-    const ids = await deliverToEach(db.sql);
+    const ids = await deliverFromAfar(db.sql, Array.from({ length: WAITERS }, (_, i) => addressOf(i)), "from afar");
     await until(() => s.server.waiters.size === 0, "every wait answered", (RESTART_WAIT_SECONDS + 10) * 1000);
     expectAllAnswered(await Promise.all(answers), ids);
   });
