@@ -27,6 +27,8 @@ export type AppDeps = {
   announce: ((addresses: string[]) => void) | null;
   log: Logger;
   metrics: Metrics | null;
+  /** What the start-up schema check found short of a missing table (reported by /readyz). */
+  schemaWarnings?: readonly string[];
   /** Injected so tests can inspect or reset the limiter. */
   rateLimitStore?: TokenBucketStore;
 };
@@ -65,11 +67,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     store: deps.rateLimitStore,
     onLimited: () => deps.metrics?.countRateLimited(),
   });
-  const authenticated = requireIdentity({ jwtKey: config.jwtKey, maxTokenTtl: config.maxTokenTtl, identity: deps.identity });
+  const authenticated = requireIdentity({
+    jwtKey: config.jwtKey,
+    jwtPreviousKey: config.jwtPreviousKey,
+    maxTokenTtl: config.maxTokenTtl,
+    identity: deps.identity,
+  });
 
   const app = new Hono<AppEnv>();
   app.use("*", requestLog(deps.log, deps.metrics));
-  app.route("/", healthRoutes(deps.sql, deps.listener));
+  app.route("/", healthRoutes(deps.sql, deps.listener, deps.schemaWarnings));
   if (deps.metrics) {
     const metrics = deps.metrics;
     app.get("/metrics", (c) => c.text(metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4" }));

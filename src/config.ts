@@ -66,6 +66,7 @@ const envSchema = z.object({
   FMSG_TLS_KEY: optionalString,
   FMSG_DATA_DIR: optionalString,
   FMSG_API_JWT_SECRET: z.string().optional(),
+  FMSG_API_JWT_SECRET_PREVIOUS: optionalString,
   FMSG_DOMAIN: optionalString,
   FMSG_ID_URL: optionalString,
   FMSG_ID_CACHE_SECONDS: intVar("FMSG_ID_CACHE_SECONDS", 0, 86400, 30),
@@ -114,6 +115,8 @@ export type Config = {
   /** Absolute path of the data directory shared with fmsgd. */
   dataDir: string;
   jwtKey: Uint8Array;
+  /** The secret before the last rotation: still verifies tokens, never signs (FMSG_API_JWT_SECRET_PREVIOUS). */
+  jwtPreviousKey: Uint8Array | null;
   domain: string | null;
   /** Base URL of fmsgid, or "builtin". */
   idUrl: string;
@@ -150,17 +153,17 @@ export function parseTtl(text: string): number | null {
 }
 
 /** Decodes FMSG_API_JWT_SECRET: `base64:` prefix means standard base64 key bytes. */
-export function decodeJwtSecret(raw: string): Uint8Array {
+export function decodeJwtSecret(raw: string, name = "FMSG_API_JWT_SECRET"): Uint8Array {
   if (raw.startsWith("base64:")) {
     const b64 = raw.slice("base64:".length);
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) {
-      throw new ConfigError("FMSG_API_JWT_SECRET: the part after base64: is not valid standard base64");
+      throw new ConfigError(`${name}: the part after base64: is not valid standard base64`);
     }
     const bytes = Uint8Array.from(Buffer.from(b64, "base64"));
-    if (bytes.length === 0) throw new ConfigError("FMSG_API_JWT_SECRET must not be empty");
+    if (bytes.length === 0) throw new ConfigError(`${name} must not be empty`);
     return bytes;
   }
-  if (raw.length === 0) throw new ConfigError("FMSG_API_JWT_SECRET must not be empty");
+  if (raw.length === 0) throw new ConfigError(`${name} must not be empty`);
   return new TextEncoder().encode(raw);
 }
 
@@ -182,43 +185,49 @@ export function configuredModeSelected(env: Env): boolean {
  * through `embedded` when no configured-mode variable is set.
  */
 export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: string }): Config {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const name = String(issue?.path[0] ?? "configuration");
-    const message = issue?.message ?? "invalid";
-    throw new ConfigError(message.includes(name) ? message : `${name}: ${message}`);
+  // Every variable is parsed on its own, and every problem is collected: an operator fixes them all
+  // in one go instead of meeting them one run at a time.
+  const problems: string[] = [];
+  const note = (message: string) => problems.push(message);
+  const values: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(envSchema.shape)) {
+    const result = (schema as z.ZodType).safeParse(env[name]);
+    if (result.success) values[name] = result.data;
+    else {
+      const message = result.error.issues[0]?.message ?? "invalid";
+      note(message.includes(name) ? message : `${name}: ${message}`);
+    }
   }
-  const e = parsed.data;
+  const e = values as Partial<z.output<typeof envSchema>>;
   const mode = configuredModeSelected(env) ? "configured" : "embedded";
   if (mode === "embedded" && !embedded) {
     throw new ConfigError("internal: embedded mode needs its generated defaults");
   }
 
-  let dataDir: string;
-  let jwtSecret: string;
-  let idUrl: string;
+  let dataDir = "";
+  let jwtSecret = "";
+  let idUrl = "";
   if (mode === "configured") {
-    if (!e.FMSG_DATA_DIR) throw new ConfigError("FMSG_DATA_DIR is required");
-    if (e.FMSG_API_JWT_SECRET === undefined) throw new ConfigError("FMSG_API_JWT_SECRET is required");
-    if (!e.FMSG_ID_URL) throw new ConfigError('FMSG_ID_URL is required (the fmsgid base URL, or "builtin")');
-    dataDir = e.FMSG_DATA_DIR;
-    jwtSecret = e.FMSG_API_JWT_SECRET;
-    idUrl = e.FMSG_ID_URL;
+    if (!e.FMSG_DATA_DIR) note("FMSG_DATA_DIR is required");
+    if (e.FMSG_API_JWT_SECRET === undefined || e.FMSG_API_JWT_SECRET === "") note("FMSG_API_JWT_SECRET is required");
+    if (!e.FMSG_ID_URL) note('FMSG_ID_URL is required (the fmsgid base URL, or "builtin")');
+    dataDir = e.FMSG_DATA_DIR ?? "";
+    jwtSecret = e.FMSG_API_JWT_SECRET ?? "";
+    idUrl = e.FMSG_ID_URL ?? "";
   } else {
     dataDir = embedded!.dataDir;
     jwtSecret = embedded!.jwtSecret;
     idUrl = e.FMSG_ID_URL ?? "builtin";
   }
-  if (idUrl !== "builtin") {
-    let u: URL;
+  if (idUrl !== "builtin" && idUrl !== "") {
+    let u: URL | null = null;
     try {
       u = new URL(idUrl);
     } catch {
-      throw new ConfigError(`FMSG_ID_URL must be an http(s) URL or "builtin", got "${idUrl}"`);
+      u = null;
     }
-    if (u.protocol !== "http:" && u.protocol !== "https:") {
-      throw new ConfigError(`FMSG_ID_URL must be an http(s) URL or "builtin", got "${idUrl}"`);
+    if (u === null || (u.protocol !== "http:" && u.protocol !== "https:")) {
+      note(`FMSG_ID_URL must be an http(s) URL or "builtin", got "${idUrl}"`);
     }
     idUrl = idUrl.replace(/\/+$/, "");
   }
@@ -226,47 +235,65 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
   dataDir = dataDir.replace(/\/+$/, "") || "/";
 
   if (Boolean(e.FMSG_TLS_CERT) !== Boolean(e.FMSG_TLS_KEY)) {
-    throw new ConfigError(
-      e.FMSG_TLS_CERT ? "FMSG_TLS_KEY is required when FMSG_TLS_CERT is set" : "FMSG_TLS_CERT is required when FMSG_TLS_KEY is set",
-    );
+    note(e.FMSG_TLS_CERT ? "FMSG_TLS_KEY is required when FMSG_TLS_CERT is set" : "FMSG_TLS_CERT is required when FMSG_TLS_KEY is set");
   }
-  if (e.FMSG_API_MAX_DATA_SIZE > e.FMSG_API_MAX_MSG_SIZE) {
-    throw new ConfigError("FMSG_API_MAX_DATA_SIZE must not exceed FMSG_API_MAX_MSG_SIZE");
+  if (e.FMSG_API_MAX_DATA_SIZE !== undefined && e.FMSG_API_MAX_MSG_SIZE !== undefined && e.FMSG_API_MAX_DATA_SIZE > e.FMSG_API_MAX_MSG_SIZE) {
+    note("FMSG_API_MAX_DATA_SIZE must not exceed FMSG_API_MAX_MSG_SIZE");
   }
-  if (e.FMSG_API_RATE_BURST < e.FMSG_API_RATE_LIMIT) {
-    throw new ConfigError("FMSG_API_RATE_BURST must be at least FMSG_API_RATE_LIMIT");
+  if (e.FMSG_API_RATE_BURST !== undefined && e.FMSG_API_RATE_LIMIT !== undefined && e.FMSG_API_RATE_BURST < e.FMSG_API_RATE_LIMIT) {
+    note("FMSG_API_RATE_BURST must be at least FMSG_API_RATE_LIMIT");
   }
   if (e.FMSG_DOMAIN !== undefined && !/^(localhost|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+)$/.test(e.FMSG_DOMAIN)) {
-    throw new ConfigError(`FMSG_DOMAIN is not a valid domain: "${e.FMSG_DOMAIN}"`);
+    note(`FMSG_DOMAIN is not a valid domain: "${e.FMSG_DOMAIN}"`);
   }
+  const key = (name: string, raw: string | undefined): Uint8Array | null => {
+    if (raw === undefined || raw === "") return null;
+    try {
+      return decodeJwtSecret(raw, name);
+    } catch (err) {
+      note(err instanceof Error ? err.message : String(err));
+      return null;
+    }
+  };
+  const jwtKey = jwtSecret === "" ? null : key("FMSG_API_JWT_SECRET", jwtSecret);
+  const jwtPreviousKey = key("FMSG_API_JWT_SECRET_PREVIOUS", e.FMSG_API_JWT_SECRET_PREVIOUS);
+  let trustedProxies: CidrRange[] = [];
+  try {
+    trustedProxies = parseTrustedProxies(e.FMSG_TRUSTED_PROXIES);
+  } catch (err) {
+    note(err instanceof Error ? err.message : String(err));
+  }
+  if (problems.length > 0 || jwtKey === null) throw new ConfigError(problems.join("\n"));
 
+  const v = e as z.output<typeof envSchema>;
   return {
     mode,
-    host: e.FMSG_API_HOST,
-    port: e.FMSG_API_PORT,
-    tls: e.FMSG_TLS_CERT && e.FMSG_TLS_KEY ? { cert: e.FMSG_TLS_CERT, key: e.FMSG_TLS_KEY, port: e.FMSG_API_TLS_PORT } : null,
+    host: v.FMSG_API_HOST,
+    port: v.FMSG_API_PORT,
+    tls: v.FMSG_TLS_CERT && v.FMSG_TLS_KEY ? { cert: v.FMSG_TLS_CERT, key: v.FMSG_TLS_KEY, port: v.FMSG_API_TLS_PORT } : null,
     dataDir,
-    jwtKey: decodeJwtSecret(jwtSecret),
-    domain: e.FMSG_DOMAIN ?? null,
+    jwtKey,
+    jwtPreviousKey,
+    domain: v.FMSG_DOMAIN ?? null,
     idUrl,
-    idCacheSeconds: e.FMSG_ID_CACHE_SECONDS,
-    rateLimit: e.FMSG_API_RATE_LIMIT,
-    rateBurst: e.FMSG_API_RATE_BURST,
-    trustedProxies: parseTrustedProxies(e.FMSG_TRUSTED_PROXIES),
-    maxDataBytes: e.FMSG_API_MAX_DATA_SIZE * MIB,
-    maxAttachBytes: e.FMSG_API_MAX_ATTACH_SIZE * MIB,
-    maxMsgBytes: e.FMSG_API_MAX_MSG_SIZE * MIB,
-    shortTextSize: e.FMSG_API_SHORT_TEXT_SIZE,
-    eventRetentionDays: e.FMSG_API_EVENT_RETENTION_DAYS,
-    metrics: e.FMSG_API_METRICS,
-    autoMigrate: mode === "embedded" ? true : e.FMSG_API_AUTO_MIGRATE,
-    poolSize: e.FMSG_API_DB_POOL_SIZE,
-    statementTimeoutMs: e.FMSG_API_DB_STATEMENT_TIMEOUT_MS,
-    lockTimeoutMs: e.FMSG_API_DB_LOCK_TIMEOUT_MS,
-    maxTokenTtl: e.FMSG_API_MAX_TOKEN_TTL,
-    log: e.FMSG_API_LOG,
-    databaseUrl: e.DATABASE_URL ?? null,
-    crashAt: e.FMSG_TEST_CRASH_AT ?? null,
+    idCacheSeconds: v.FMSG_ID_CACHE_SECONDS,
+    rateLimit: v.FMSG_API_RATE_LIMIT,
+    rateBurst: v.FMSG_API_RATE_BURST,
+    trustedProxies,
+    maxDataBytes: v.FMSG_API_MAX_DATA_SIZE * MIB,
+    maxAttachBytes: v.FMSG_API_MAX_ATTACH_SIZE * MIB,
+    maxMsgBytes: v.FMSG_API_MAX_MSG_SIZE * MIB,
+    shortTextSize: v.FMSG_API_SHORT_TEXT_SIZE,
+    eventRetentionDays: v.FMSG_API_EVENT_RETENTION_DAYS,
+    metrics: v.FMSG_API_METRICS,
+    autoMigrate: mode === "embedded" ? true : v.FMSG_API_AUTO_MIGRATE,
+    poolSize: v.FMSG_API_DB_POOL_SIZE,
+    statementTimeoutMs: v.FMSG_API_DB_STATEMENT_TIMEOUT_MS,
+    lockTimeoutMs: v.FMSG_API_DB_LOCK_TIMEOUT_MS,
+    maxTokenTtl: v.FMSG_API_MAX_TOKEN_TTL,
+    log: v.FMSG_API_LOG,
+    databaseUrl: v.DATABASE_URL ?? null,
+    crashAt: v.FMSG_TEST_CRASH_AT ?? null,
   };
 }
 

@@ -6,7 +6,14 @@ import { LEEWAY_SECONDS, verifyJwt } from "../lib/jwt.ts";
 import { ApiError, unauthorized } from "./errors.ts";
 import type { AppEnv } from "./app-env.ts";
 
-export type AuthOptions = { jwtKey: Uint8Array; maxTokenTtl: number; identity: IdentityService; now?: () => number };
+export type AuthOptions = {
+  jwtKey: Uint8Array;
+  /** Verification only: tokens signed before a secret rotation stay valid while this is set. */
+  jwtPreviousKey?: Uint8Array | null;
+  maxTokenTtl: number;
+  identity: IdentityService;
+  now?: () => number;
+};
 
 /**
  * Tokens that passed verification, with their subject and expiry. A token valid now stays valid
@@ -43,6 +50,7 @@ export function authenticateToken(
   nowSeconds: number,
   verified: VerifiedTokens | null = null,
   maxTtlSeconds = Number.POSITIVE_INFINITY,
+  previousKey: Uint8Array | null = null,
 ): string {
   if (header === undefined || header.trim() === "") throw unauthorized("auth header is empty");
   const m = /^Bearer +([^\s]+)\s*$/i.exec(header);
@@ -50,7 +58,10 @@ export function authenticateToken(
   const token = m[1]!;
   const known = verified?.get(token, nowSeconds);
   if (known) return known;
-  const result = verifyJwt(token, key, nowSeconds, maxTtlSeconds);
+  let result = verifyJwt(token, key, nowSeconds, maxTtlSeconds);
+  if (!result.ok && result.reason === "signature is invalid" && previousKey) {
+    result = verifyJwt(token, previousKey, nowSeconds, maxTtlSeconds);
+  }
   if (!result.ok) throw unauthorized(result.reason);
   const sub = result.claims.sub;
   if (!isValidAddress(sub)) throw unauthorized("token subject is not a valid address");
@@ -71,7 +82,7 @@ export function requireIdentity(opts: AuthOptions): MiddlewareHandler<AppEnv> {
   const now = opts.now ?? (() => Date.now() / 1000);
   const verified = new VerifiedTokens();
   return async (c, next) => {
-    const address = authenticateToken(c.req.header("authorization"), opts.jwtKey, now(), verified, opts.maxTokenTtl);
+    const address = authenticateToken(c.req.header("authorization"), opts.jwtKey, now(), verified, opts.maxTokenTtl, opts.jwtPreviousKey ?? null);
     await checkIdentity(opts.identity, address);
     c.set("identity", address);
     await next();

@@ -123,6 +123,24 @@ describe("loadConfig: configured mode", () => {
   });
 });
 
+describe("every problem in one error", () => {
+  test("each on its own line, each naming its variable", () => {
+    const err = configError({ ...BASE, FMSG_API_RATE_LIMIT: "0", FMSG_DOMAIN: "no", FMSG_ID_URL: "ftp://x", FMSG_TRUSTED_PROXIES: "nope" });
+    const lines = err.message.split("\n");
+    expect(lines).toHaveLength(4);
+    for (const [i, name] of ["FMSG_API_RATE_LIMIT", "FMSG_ID_URL", "FMSG_DOMAIN", "FMSG_TRUSTED_PROXIES"].entries()) {
+      expect(lines[i]).toContain(name);
+    }
+  });
+});
+
+describe("FMSG_API_JWT_SECRET_PREVIOUS", () => {
+  test("unset by default; decoded like the current secret when set", () => {
+    expect(loadConfig(BASE).jwtPreviousKey).toBeNull();
+    expect(Buffer.from(loadConfig({ ...BASE, FMSG_API_JWT_SECRET_PREVIOUS: "old" }).jwtPreviousKey!).toString()).toBe("old");
+  });
+});
+
 describe("FMSG_API_JWT_SECRET", () => {
   test("a raw string is its UTF-8 bytes", () => {
     expect(Buffer.from(decodeJwtSecret("päss")).toString("hex")).toBe(Buffer.from("päss", "utf8").toString("hex"));
@@ -229,10 +247,33 @@ describe("process: bun src/main.ts serve", () => {
     expectOneLine(r.stderr, "FMSG_API_JWT_SECRET");
   });
 
-  test("without a .env the first missing variable is named", async () => {
-    const r = await serve(null, { DATABASE_URL: "postgres://127.0.0.1:1/unused", FMSG_API_JWT_SECRET: "s" });
+  test("every problem at once: one stderr line each, naming its variable", async () => {
+    const r = await serve(null, {
+      DATABASE_URL: "postgres://127.0.0.1:1/unused",
+      FMSG_API_PORT: "http",
+      FMSG_API_MAX_DATA_SIZE: "0",
+      FMSG_TLS_CERT: "/tmp/cert.pem",
+      FMSG_API_JWT_SECRET_PREVIOUS: "base64:!!",
+    });
     expect(r.code).toBe(1);
-    expectOneLine(r.stderr, "FMSG_DATA_DIR");
+    const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
+    const named = ["FMSG_API_PORT", "FMSG_API_MAX_DATA_SIZE", "FMSG_DATA_DIR", "FMSG_API_JWT_SECRET", "FMSG_ID_URL", "FMSG_TLS_KEY", "FMSG_API_JWT_SECRET_PREVIOUS"];
+    expect(lines).toHaveLength(named.length);
+    for (const name of named) expect(lines.some((l) => l.startsWith("fmsg-webapi: ") && l.includes(name))).toBe(true);
+  });
+
+  test("--help and --version answer without any configuration; the version is package.json's", async () => {
+    const run = async (arg: string) => {
+      const proc = Bun.spawn([process.execPath, MAIN, arg], { cwd: dir, env: baseEnv({}), stdout: "pipe", stderr: "pipe" });
+      const [code, stdout] = await Promise.all([proc.exited, new Response(proc.stdout).text()]);
+      return { code, stdout };
+    };
+    const { version } = (await Bun.file(resolve(import.meta.dir, "../../package.json")).json()) as { version: string };
+    expect(await run("--version")).toEqual({ code: 0, stdout: `${version}\n` });
+    const help = await run("--help");
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain(`fmsg-webapi ${version}`);
+    for (const command of ["serve", "migrate", "token", "healthcheck"]) expect(help.stdout).toContain(command);
   });
 
   test("an invalid value in .env is a one-line error naming the variable", async () => {
