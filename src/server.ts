@@ -4,7 +4,8 @@ import { createApp } from "./app.ts";
 import type { Config } from "./config.ts";
 import { latestInboxIds } from "./db/messages.ts";
 import { openPool, type PoolOptions, type Sql } from "./db/pool.ts";
-import { migrate, missingTables } from "./db/schema.ts";
+import { migrate } from "./db/schema.ts";
+import { checkSchema, type SchemaReport } from "./db/schema-check.ts";
 import { retryLocalDeliveries } from "./delivery/local-delivery.ts";
 import { Metrics } from "./http/metrics.ts";
 import type { Logger } from "./http/request-log.ts";
@@ -61,16 +62,19 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
   const sql = openPool(target);
   const cleanups: (() => Promise<unknown>)[] = [() => sql.end({ timeout: 5 })];
   try {
+    let schema: SchemaReport;
     try {
       if (config.autoMigrate) await migrate(sql);
-      const missing = await missingTables(sql);
-      if (missing.length > 0) {
-        throw new StartupError(`database is missing tables ${missing.join(", ")}: run "fmsg-webapi migrate"`);
+      schema = await checkSchema(sql);
+      if (schema.missingTables.length > 0) {
+        throw new StartupError(`database is missing tables ${schema.missingTables.join(", ")}: run "fmsg-webapi migrate"`);
       }
     } catch (err) {
       if (err instanceof StartupError) throw err;
       throw new StartupError(`cannot use the database: ${err instanceof Error ? err.message : String(err)}`);
     }
+    // Serving works without them, only slower or with fmsgd's older trigger behaviour: say so loudly.
+    for (const problem of schema.warnings) log({ level: "warn", msg: "schema differs from what migrate installs", object: problem });
     await ensureDir(config.dataDir);
     const swept = await sweepDataDir(config.dataDir, fileRows(sql));
     if (swept.tempFiles + swept.orphanFiles + swept.orphanFolders > 0) {
@@ -101,6 +105,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       announce: target.inProcessNotify ? (addresses) => waiters.wake(addresses) : null,
       log,
       metrics,
+      schemaWarnings: schema.warnings,
     });
 
     const serveOptions = {

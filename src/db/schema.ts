@@ -4,7 +4,7 @@ import apiDdl from "../../sql/002_api.sql" with { type: "text" };
 import type { Sql } from "./pool.ts";
 
 /** The schema files in the order they apply; each is idempotent. */
-const SCHEMA_FILES: readonly string[] = [fmsgdDdl, apiDdl];
+export const SCHEMA_FILES: readonly string[] = [fmsgdDdl, apiDdl];
 
 /** Serialises concurrent migrations of one database (two API instances starting together). */
 const MIGRATE_LOCK_KEY = 0x666d_7367; // "fmsg"
