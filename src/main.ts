@@ -1,5 +1,7 @@
-// Command line: serve (default) | migrate | token <address> [--ttl 1h] | healthcheck.
+#!/usr/bin/env bun
+// Command line: serve (default) | migrate | token <address> [--ttl 1h] | healthcheck | --help | --version.
 import { existsSync, readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { configuredModeSelected, ConfigError, decodeJwtSecret, loadConfig, parseDotEnv, parseTtl, type Env } from "./config.ts";
 import { EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.ts";
 import { openPool } from "./db/pool.ts";
@@ -9,6 +11,26 @@ import { prepareEmbeddedDefaults, SAMPLE_ADDRESS } from "./embedded-defaults.ts"
 import { jsonLogger } from "./http/request-log.ts";
 import { mintToken } from "./lib/jwt.ts";
 import { startServer, StartupError, type DatabaseTarget } from "./server.ts";
+import { VERSION } from "./version.ts";
+
+const USAGE = `fmsg-webapi ${VERSION}: the HTTP API of an fmsg host
+
+Usage: fmsg-webapi [command] [options]
+
+Commands:
+  serve                          run the server (the default). With no configuration it runs the
+                                 embedded default in ./fmsg-data; set FMSG_DATA_DIR,
+                                 FMSG_API_JWT_SECRET and FMSG_ID_URL (plus DATABASE_URL or PG*)
+                                 for the configured mode next to fmsgd
+  migrate                        create or update the schema (idempotent)
+  token @user@domain [--ttl 1h]  print a bearer token signed with the configured secret
+                                 (--ttl: 3600, 90s, 15m, 12h or 7d; at most FMSG_API_MAX_TOKEN_TTL)
+  healthcheck                    exit 0 when the server on FMSG_API_PORT answers /healthz
+
+Options:
+  -h, --help                     this text
+  -v, --version                  the version
+`;
 
 /** .env in the working directory, under the real environment (which wins). */
 function environment(): Env {
@@ -25,7 +47,8 @@ function environment(): Env {
 const UNCAUGHT_EXIT_MS = 15_000;
 
 function fail(message: string): never {
-  process.stderr.write(`fmsg-webapi: ${message}\n`);
+  // One line per problem (configuration errors come all at once), each naming its variable.
+  process.stderr.write(message.split("\n").map((line) => `fmsg-webapi: ${line}\n`).join(""));
   process.exit(1);
 }
 
@@ -40,7 +63,7 @@ async function serve(env: Env): Promise<void> {
   const log = jsonLogger(config.log === "info");
   const database = embedded ? await openEmbedded(embedded.databaseDir) : null;
   const server = await startServer(config, { log, database: database?.target });
-  log({ level: "info", msg: "listening", urls: server.urls, mode: config.mode });
+  log({ level: "info", msg: "listening", urls: server.urls, mode: config.mode, version: VERSION });
   if (embedded) {
     const url = server.urls[0]!.replace("0.0.0.0", "localhost");
     const ttl = Math.min(30 * 86400, config.maxTokenTtl);
@@ -110,16 +133,18 @@ async function migrateCommand(env: Env): Promise<void> {
 }
 
 async function tokenCommand(env: Env, args: string[]): Promise<void> {
+  let parsedArgs;
+  try {
+    parsedArgs = parseArgs({ args, allowPositionals: true, options: { ttl: { type: "string" } } });
+  } catch (err) {
+    fail(`${err instanceof Error ? err.message : String(err)}\nusage: fmsg-webapi token @user@domain [--ttl 1h]`);
+  }
+  const rest = parsedArgs.positionals;
   let ttl = 3600;
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === "--ttl" || a.startsWith("--ttl=")) {
-      const value = a === "--ttl" ? args[++i] : a.slice("--ttl=".length);
-      const parsed = value === undefined ? null : parseTtl(value);
-      if (parsed === null) fail(`--ttl must look like 90s, 15m, 1h or 7d, got "${value ?? ""}"`);
-      ttl = parsed;
-    } else rest.push(a);
+  if (parsedArgs.values.ttl !== undefined) {
+    const parsed = parseTtl(parsedArgs.values.ttl);
+    if (parsed === null) fail(`--ttl must look like 90s, 15m, 1h or 7d, got "${parsedArgs.values.ttl}"`);
+    ttl = parsed;
   }
   const maxTtl = env.FMSG_API_MAX_TOKEN_TTL ? parseTtl(env.FMSG_API_MAX_TOKEN_TTL) : 30 * 86400;
   if (maxTtl === null) fail(`FMSG_API_MAX_TOKEN_TTL must look like 3600, 90s, 15m, 12h or 30d, got "${env.FMSG_API_MAX_TOKEN_TTL}"`);
@@ -148,13 +173,21 @@ async function healthcheck(env: Env): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   const [command = "serve", ...args] = argv;
+  if (command === "--help" || command === "-h" || command === "help") {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (command === "--version" || command === "-v" || command === "version") {
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
   const env = environment();
   try {
     if (command === "serve") await serve(env);
     else if (command === "migrate") await migrateCommand(env);
     else if (command === "token") await tokenCommand(env, args);
     else if (command === "healthcheck") await healthcheck(env);
-    else fail(`unknown command "${command}" (serve | migrate | token | healthcheck)`);
+    else fail(`unknown command "${command}" (serve | migrate | token | healthcheck | --help | --version)`);
   } catch (err) {
     if (err instanceof ConfigError || err instanceof StartupError) fail(err.message);
     fail(`failed to start: ${err instanceof Error ? err.message : String(err)}`);
