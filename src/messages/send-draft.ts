@@ -16,7 +16,15 @@ export async function sendDraft(deps: MessageDeps, identity: string, id: number)
     for (const batch of await stampBatches(tx, id, sentAt)) await insertNotifyRows(tx, id, batch, deps.domain);
     return sentAt;
   });
-  if (deps.announce) deps.announce(await recipientsOf(deps.sql, id));
+  if (deps.announce) {
+    // The send has committed: a failed look-up here must not turn it into an error for the client.
+    // Waiters then find the mail at their timeout's end at worst (embedded mode only).
+    const recipients = await recipientsOf(deps.sql, id).catch((err: unknown) => {
+      deps.log({ level: "error", msg: "wake-up after send failed", id, error: String(err) });
+      return [];
+    });
+    deps.announce(recipients);
+  }
   await resolveLocalRecipients(deps, id);
   return time;
 }
