@@ -6,6 +6,7 @@
 FROM oven/bun:1.4.5 AS build
 WORKDIR /src
 COPY package.json bun.lock ./
+COPY patches ./patches
 RUN bun install --frozen-lockfile
 COPY tsconfig.json bunfig.toml ./
 COPY sql ./sql
