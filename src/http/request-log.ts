@@ -28,7 +28,10 @@ export function requestLog(log: Logger, metrics: Metrics | null): MiddlewareHand
       // Responses a handler built itself (downloads) did not pass through c.header().
       if (!c.res.headers.has("X-Request-Id")) c.header("X-Request-Id", requestId);
       const seconds = (performance.now() - started) / 1000;
-      const route = matchedRoutes(c).at(-1)?.path ?? "unmatched";
+      // The first route with a method is the handler that answered (or would have, when
+      // middleware refused first); middleware (method ALL, e.g. "/*") and later matches such as
+      // "/fmsg/:id" for /fmsg/wait are not it.
+      const route = matchedRoutes(c).find((r) => r.method !== "ALL")?.path ?? "unmatched";
       metrics?.observe(c.req.method, route, c.res.status, seconds);
       log({
         msg: "request",

@@ -65,12 +65,19 @@ describe("/metrics", () => {
     try {
       await s.request("GET", "/fmsg/123");
       await s.request("GET", "/fmsg", { as: null });
+      await s.request("GET", "/fmsg/wait?timeout=x");
+      await s.request("GET", "/healthz", { as: null });
+      await s.request("GET", "/fmsg/1/attach/a.txt");
       const res = await s.request("GET", "/metrics", { as: null });
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toStartWith("text/plain");
       const text = await res.text();
       expect(text).toContain('fmsg_api_requests_total{method="GET",route="/fmsg/:id",status="404"} 1');
       expect(text).toContain('fmsg_api_requests_total{method="GET",route="/fmsg",status="401"} 1');
+      // Labelled by the handler that answered, not by a later pattern or a middleware's "/*".
+      expect(text).toContain('fmsg_api_requests_total{method="GET",route="/fmsg/wait",status="400"} 1');
+      expect(text).toContain('fmsg_api_requests_total{method="GET",route="/healthz",status="200"} 1');
+      expect(text).toContain('fmsg_api_requests_total{method="GET",route="/fmsg/:id/attach/:filename",status="404"} 1');
       expect(text).toMatch(/fmsg_api_request_duration_seconds_bucket\{method="GET",route="\/fmsg\/:id",le="\+Inf"\} 1/);
       for (const name of ["fmsg_api_open_waits 0", "fmsg_api_listener_connected 1", "fmsg_api_rate_limited_total 0", "fmsg_api_identity_cache_hits", "fmsg_api_identity_cache_misses"]) {
         expect(text).toContain(name);
