@@ -173,7 +173,7 @@ async function healthcheck(env: Env): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   const [command = "serve", ...args] = argv;
-  if (command === "--help" || command === "-h" || command === "help") {
+  if (command === "help" || argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(USAGE);
     return;
   }
