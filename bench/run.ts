@@ -6,7 +6,7 @@
 //
 //   bun run bench                   full run (rewrites BENCHMARKS.md)
 //   bun run bench --quick           short smoke run (1 s runs, fewer waiters); BENCHMARKS.md untouched
-//   bun run bench --only=read,inbox selected scenarios (read inbox compose waiters attachment)
+//   bun run bench --only=read,inbox selected scenarios (read inbox compose waiters attachment footprint)
 //   bun run bench --render=bench/results/<timestamp>.json
 //                                   re-renders BENCHMARKS.md from a saved full run (after editing
 //                                   bench/ANALYSIS.md), without measuring anything
@@ -22,11 +22,12 @@ import { log } from "./lib/util.ts";
 import { ensureWrk } from "./lib/wrk.ts";
 import { attachmentScenario } from "./scenarios/attachment.ts";
 import { composeScenario } from "./scenarios/compose.ts";
+import { footprintScenario } from "./scenarios/footprint.ts";
 import { inboxScenario } from "./scenarios/inbox.ts";
 import { readScenario } from "./scenarios/read.ts";
 import { waitersScenario } from "./scenarios/waiters.ts";
 
-const ALL = ["read", "inbox", "compose", "waiters", "attachment"] as const;
+const ALL = ["read", "inbox", "compose", "waiters", "attachment", "footprint"] as const;
 type ScenarioId = (typeof ALL)[number];
 
 const args = process.argv.slice(2);
@@ -161,6 +162,10 @@ try {
     const dataDir = join(tmp, "data-attach");
     mkdirSync(dataDir);
     await scenario("attachment", () => attachmentScenario(ctx, dataDir));
+  }
+  if (only.includes("footprint")) {
+    // Quick runs idle 3 s instead of 10 s before reading the settled RSS.
+    await scenario("footprint", () => footprintScenario(ctx, { runs: settings.runs, idleSeconds: quick ? 3 : 10 }));
   }
 } catch (err) {
   const error = err instanceof Error ? (err.stack ?? err.message) : String(err);

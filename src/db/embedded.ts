@@ -8,9 +8,14 @@
 // - Because the session outlives each connection, every new connection first gets a fresh session
 //   (ROLLBACK of an abandoned transaction, DISCARD ALL): otherwise each reconnect of postgres.js would leak
 //   its named prepared statements, and SET/LISTEN/temp tables would survive into the next connection.
+// - A new directory starts from a prepared, already migrated image (src/db/embedded-image.ts) rather than
+//   initdb, which inside WebAssembly takes ~10 s and peaks near 1 GB; an image made from another sql/
+//   is not used (initdb + migrate instead), so no stale schema is ever started.
+// - shared_buffers is lowered from PostgreSQL's 128 MB: PGlite touches all of it at start, and it was
+//   most of the process's memory. The host's own page cache still holds the files.
 // - `bun build --compile` does not embed PGlite's wasm and data files (PGlite reads them relative to
 //   import.meta.url), so they are imported `with { type: "file" }` (Bun embeds those) and handed to PGlite.
-import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
@@ -22,8 +27,36 @@ import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
 // @ts-ignore TS2307
 import fsBundlePath from "@electric-sql/pglite/pglite.data" with { type: "file" };
+// @ts-ignore TS2307
+import imagePath from "./embedded-image.tar.zst" with { type: "file" };
+import imageManifest from "./embedded-image.json" with { type: "json" };
+import { unpackImage, type ImageManifest } from "./embedded-image.ts";
+import { schemaFingerprint } from "./schema.ts";
 
-export type EmbeddedDatabase = { url: string; close(): Promise<void> };
+export type EmbeddedDatabase = {
+  url: string;
+  /** How the directory came to be: unpacked from the image, made by initdb, or already there (null). */
+  created: "image" | "initdb" | null;
+  close(): Promise<void>;
+};
+
+/** A prepared data directory to start new databases from (see src/db/embedded-image.ts). */
+export type DatabaseImage = { path: string; manifest: ImageManifest };
+
+/** The image built into the program (scripts/embedded-image.ts regenerates it when sql/ changes). */
+export const BUILTIN_IMAGE: DatabaseImage = { path: imagePath as string, manifest: imageManifest };
+
+export type EmbeddedOptions = {
+  /** What a new directory starts from; null runs initdb. Default BUILTIN_IMAGE. */
+  image?: DatabaseImage | null;
+};
+
+/**
+ * PostgreSQL's shared buffer pool inside the wasm heap. At the default 128 MB a restart settled near
+ * 300 MB RSS; at 16 MB near 160 MB. A small host's working set fits, and reads that miss it are served
+ * by the operating system's page cache (the files are plain files under the data directory).
+ */
+const SHARED_BUFFERS = "16MB";
 
 /**
  * The postgres.js options the app must use against the embedded database (spread into its pool options):
@@ -44,19 +77,17 @@ const LOCK_FILE = "embedded.lock";
 /** Data directories this process has open (a second PGlite on the same files would corrupt them). */
 const openDirs = new Set<string>();
 
-let assets: Promise<{ pgliteWasmModule: WebAssembly.Module; initdbWasmModule: WebAssembly.Module }> | null = null;
+const compiled = new Map<string, Promise<WebAssembly.Module>>();
 
-/** Compiles PGlite's two wasm modules once per process (reopening reuses them). */
-function wasmModules() {
-  assets ??= (async () => {
-    const compile = async (path: string) => WebAssembly.compile(await Bun.file(path).arrayBuffer());
-    const [pgliteWasmModule, initdbWasmModule] = await Promise.all([compile(pgliteWasmPath), compile(initdbWasmPath)]);
-    return { pgliteWasmModule, initdbWasmModule };
-  })();
-  assets.catch(() => {
-    assets = null;
-  });
-  return assets;
+/** Compiles a wasm file once per process (reopening reuses it); initdb's only when a directory needs it. */
+function wasmModule(path: string): Promise<WebAssembly.Module> {
+  let module = compiled.get(path);
+  if (!module) {
+    module = (async () => WebAssembly.compile(await Bun.file(path).arrayBuffer()))();
+    compiled.set(path, module);
+    module.catch(() => compiled.delete(path));
+  }
+  return module;
 }
 
 function pidAlive(pid: number): boolean {
@@ -139,11 +170,14 @@ function resetSession(db: PGlite): Promise<void> {
 }
 
 /**
- * Opens (creating it on first use, which runs initdb: several seconds) the PGlite database in `dataDir`
- * and serves it on 127.0.0.1 on a free port. The returned URL is for postgres.js with EMBEDDED_POOL_OPTIONS.
- * `close()` ends the pool's connection if still open, then stops the server and closes PGlite cleanly.
+ * Opens the PGlite database in `dataDir` and serves it on 127.0.0.1 on a free port. A directory without
+ * a database is first filled from the image when it matches the current sql/ (then it is already
+ * migrated), else by initdb (several seconds, about 1 GB). The returned URL is for postgres.js with
+ * EMBEDDED_POOL_OPTIONS. `close()` ends the pool's connection if still open, then stops the server and
+ * closes PGlite cleanly.
  */
-export async function startEmbeddedDatabase(dataDir: string): Promise<EmbeddedDatabase> {
+export async function startEmbeddedDatabase(dataDir: string, opts: EmbeddedOptions = {}): Promise<EmbeddedDatabase> {
+  const image = opts.image === undefined ? BUILTIN_IMAGE : opts.image;
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const dir = realpathSync(dataDir);
   if (openDirs.has(dir)) throw new Error(`embedded database ${dir} is already open in this process`);
@@ -159,8 +193,22 @@ export async function startEmbeddedDatabase(dataDir: string): Promise<EmbeddedDa
   };
   try {
     releaseLock = takeLock(dir);
-    const modules = await wasmModules();
-    db = await PGlite.create(dir, { ...modules, fsBundle: Bun.file(fsBundlePath) });
+    // Compiling (on JavaScriptCore's threads) overlaps the unpacking, which is mostly file creation.
+    const pgliteWasmModule = wasmModule(pgliteWasmPath);
+    let created: EmbeddedDatabase["created"] = null;
+    if (!existsSync(join(dir, "PG_VERSION"))) {
+      // Unpacked before PGlite starts, so the decoder's buffers and PGlite's memory are never needed at once.
+      if (image && image.manifest.fingerprint === schemaFingerprint()) {
+        await unpackImage(image.path, dir);
+        created = "image";
+      } else created = "initdb";
+    }
+    db = await PGlite.create(dir, {
+      pgliteWasmModule: await pgliteWasmModule,
+      initdbWasmModule: created === "initdb" ? await wasmModule(initdbWasmPath) : undefined,
+      fsBundle: Bun.file(fsBundlePath),
+      startParams: [...PGlite.defaultStartParams, "-c", `shared_buffers=${SHARED_BUFFERS}`],
+    });
     const pg = db;
     server = new PGLiteSocketServer({ db: pg, host: "127.0.0.1", port: 0, maxConnections: 1 });
     server.addEventListener("connection", () => void resetSession(pg));
@@ -173,6 +221,7 @@ export async function startEmbeddedDatabase(dataDir: string): Promise<EmbeddedDa
     return {
       // sslmode=disable: the server refuses SSL, and this keeps a PGSSL* environment from asking for it.
       url: `postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable`,
+      created,
       close: () => (closing ??= cleanUp()),
     };
   } catch (err) {

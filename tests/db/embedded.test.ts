@@ -1,14 +1,16 @@
 // The embedded database (PGlite over pglite-socket): persistence, isolation with EMBEDDED_POOL_OPTIONS, compiled binary.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
-import { EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase } from "../../src/db/embedded.ts";
+import { BUILTIN_IMAGE, EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase } from "../../src/db/embedded.ts";
+import { insertDraft, nextMessageId } from "../../src/db/drafts.ts";
+import { migrate, missingTables, REQUIRED_TABLES, schemaFingerprint } from "../../src/db/schema.ts";
 
 let root: string;
-/** An initialised data directory (initdb takes seconds), copied for each test. */
+/** An initialised data directory, copied for each test. */
 let template: string;
 
 beforeAll(async () => {
@@ -17,6 +19,20 @@ beforeAll(async () => {
   const db = await startEmbeddedDatabase(template);
   await db.close();
 }, { timeout: 120_000 });
+
+/** A new, empty place for a data directory (startEmbeddedDatabase creates it). */
+function newDir(): string {
+  return join(root, `new-${++copies}`, "pglite");
+}
+
+/** Creates a draft as the API does (msg row with fmsgd's triggers) and returns its id. */
+async function createDraft(sql: postgres.Sql, topic: string): Promise<number> {
+  const id = Number(await nextMessageId(sql)); // this pool reads int8 as a string (the app's parses it)
+  await sql.begin((tx) =>
+    insertDraft(tx, id, { version: 1, pid: null, noReply: false, important: false, from: "@alice@example.com", topic, type: "text/plain", size: 5, filepath: `${id}/message` }),
+  );
+  return id;
+}
 
 afterAll(() => {
   if (root) rmSync(root, { recursive: true, force: true });
@@ -233,4 +249,108 @@ await db.close();
     expect(run.stdout.toString().trim()).toBe('{"one":1}');
     rmSync(binary, { force: true });
   }, { timeout: 180_000 });
+
+  test("the binary starts a new data directory from the image built into it", async () => {
+    const work = mkdtempSync(join(root, "compile-image-"));
+    const script = join(work, "probe.ts");
+    writeFileSync(
+      script,
+      `import postgres from ${JSON.stringify(Bun.resolveSync("postgres", import.meta.dir))};
+import { EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase } from ${JSON.stringify(join(import.meta.dir, "../../src/db/embedded.ts"))};
+const db = await startEmbeddedDatabase(process.argv[2]!);
+const sql = postgres(db.url, { max: EMBEDDED_POOL_OPTIONS.max, prepare: EMBEDDED_POOL_OPTIONS.prepare, onnotice: () => {} });
+const [row] = await sql\`select fingerprint from fmsg_api_schema_version\`;
+console.log(JSON.stringify({ created: db.created, ...row }));
+await sql.end();
+await db.close();
+`,
+    );
+    const binary = join(work, "probe-bin");
+    const build = Bun.spawnSync([process.execPath, "build", script, "--compile", "--minify", "--outfile", binary], { cwd: work, timeout: 120_000 });
+    expect(build.exitCode, build.stderr.toString()).toBe(0);
+    const elsewhere = mkdtempSync(join(root, "run-"));
+    const run = Bun.spawnSync([binary, "data"], { cwd: elsewhere, timeout: 60_000 });
+    expect(run.exitCode, run.stderr.toString()).toBe(0);
+    expect(JSON.parse(run.stdout.toString())).toEqual({ created: "image", fingerprint: schemaFingerprint() });
+    rmSync(binary, { force: true });
+  }, { timeout: 180_000 });
+});
+
+describe("a new data directory", () => {
+  test("the image built into the program matches sql/ and the installed PGlite", () => {
+    // Fails after a change to sql/ until `bun scripts/embedded-image.ts` is run (new users would get initdb).
+    const pglite = JSON.parse(readFileSync(join(import.meta.dir, "../../node_modules/@electric-sql/pglite/package.json"), "utf8")) as { version: string };
+    expect({ fingerprint: BUILTIN_IMAGE.manifest.fingerprint, pglite: BUILTIN_IMAGE.manifest.pglite }).toEqual({
+      fingerprint: schemaFingerprint(),
+      pglite: pglite.version,
+    });
+  });
+
+  test("starts from the image: the current schema is there without migrating, and a draft can be created", async () => {
+    const db = await startEmbeddedDatabase(newDir());
+    const sql = pool(db.url);
+    try {
+      expect(db.created).toBe("image");
+      expect(await missingTables(sql)).toEqual([]);
+      const versions = await sql`select fingerprint from fmsg_api_schema_version`;
+      expect(versions.map((r) => r.fingerprint)).toEqual([schemaFingerprint()]);
+      const id = await createDraft(sql, "hello");
+      const [draft] = await sql`select topic, time_sent from msg where id = ${id}`;
+      expect(draft).toEqual({ topic: "hello", time_sent: null });
+    } finally {
+      await sql.end();
+      await db.close();
+    }
+  });
+
+  test("data written after starting from the image persists across a restart", async () => {
+    const dir = newDir();
+    let db = await startEmbeddedDatabase(dir);
+    let sql = pool(db.url);
+    const id = await createDraft(sql, "kept");
+    await sql.end();
+    await db.close();
+
+    db = await startEmbeddedDatabase(dir);
+    sql = pool(db.url);
+    try {
+      expect(db.created).toBe(null);
+      expect((await sql`select topic from msg where id = ${id}`).map((r) => r.topic)).toEqual(["kept"]);
+      expect(await createDraft(sql, "next")).toBeGreaterThan(id);
+    } finally {
+      await sql.end();
+      await db.close();
+    }
+  });
+
+  test("an unpack cut short is redone: files left without PG_VERSION are overwritten", async () => {
+    const dir = newDir();
+    mkdirSync(join(dir, "global"), { recursive: true });
+    writeFileSync(join(dir, "global", "pg_control"), "half written");
+    const db = await startEmbeddedDatabase(dir);
+    const sql = pool(db.url);
+    try {
+      expect(db.created).toBe("image");
+      expect(await missingTables(sql)).toEqual([]);
+    } finally {
+      await sql.end();
+      await db.close();
+    }
+  });
+
+  test("an image made from other sql/ is not used: initdb, then migrate brings the current schema", async () => {
+    const stale = { ...BUILTIN_IMAGE, manifest: { ...BUILTIN_IMAGE.manifest, fingerprint: "0123456789ab" } };
+    const db = await startEmbeddedDatabase(newDir(), { image: stale });
+    const sql = pool(db.url);
+    try {
+      expect(db.created).toBe("initdb");
+      expect(await missingTables(sql)).toEqual([...REQUIRED_TABLES]); // an empty database, not the image's
+      await migrate(sql);
+      expect(await missingTables(sql)).toEqual([]);
+      expect(await createDraft(sql, "after migrate")).toBeGreaterThan(0);
+    } finally {
+      await sql.end();
+      await db.close();
+    }
+  }, { timeout: 120_000 });
 });
