@@ -221,8 +221,9 @@ describe("embedded database", () => {
     await again.close();
   }, { timeout: 60_000 });
 
-  test("works inside a bun build --compile binary run from another directory", async () => {
-    const work = mkdtempSync(join(root, "compile-"));
+  /** Compiles a probe that opens the data directory given as argv[2] and prints `output`'s JSON; runs it elsewhere. */
+  function runCompiledProbe(name: string, query: string, output: string, prepareDir: (elsewhere: string) => void): unknown {
+    const work = mkdtempSync(join(root, `${name}-`));
     const script = join(work, "probe.ts");
     writeFileSync(
       script,
@@ -230,37 +231,8 @@ describe("embedded database", () => {
 import { EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase } from ${JSON.stringify(join(import.meta.dir, "../../src/db/embedded.ts"))};
 const db = await startEmbeddedDatabase(process.argv[2]!);
 const sql = postgres(db.url, { max: EMBEDDED_POOL_OPTIONS.max, prepare: EMBEDDED_POOL_OPTIONS.prepare, onnotice: () => {} });
-const [row] = await sql\`select 1 as one\`;
-console.log(JSON.stringify(row));
-await sql.end();
-await db.close();
-`,
-    );
-    const binary = join(work, "probe-bin");
-    const build = Bun.spawnSync([process.execPath, "build", script, "--compile", "--minify", "--outfile", binary], {
-      cwd: work,
-      timeout: 120_000,
-    });
-    expect(build.exitCode, build.stderr.toString()).toBe(0);
-    const elsewhere = mkdtempSync(join(root, "run-"));
-    cpSync(template, join(elsewhere, "data"), { recursive: true });
-    const run = Bun.spawnSync([binary, "data"], { cwd: elsewhere, timeout: 60_000 });
-    expect(run.exitCode, run.stderr.toString()).toBe(0);
-    expect(run.stdout.toString().trim()).toBe('{"one":1}');
-    rmSync(binary, { force: true });
-  }, { timeout: 180_000 });
-
-  test("the binary starts a new data directory from the image built into it", async () => {
-    const work = mkdtempSync(join(root, "compile-image-"));
-    const script = join(work, "probe.ts");
-    writeFileSync(
-      script,
-      `import postgres from ${JSON.stringify(Bun.resolveSync("postgres", import.meta.dir))};
-import { EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase } from ${JSON.stringify(join(import.meta.dir, "../../src/db/embedded.ts"))};
-const db = await startEmbeddedDatabase(process.argv[2]!);
-const sql = postgres(db.url, { max: EMBEDDED_POOL_OPTIONS.max, prepare: EMBEDDED_POOL_OPTIONS.prepare, onnotice: () => {} });
-const [row] = await sql\`select fingerprint from fmsg_api_schema_version\`;
-console.log(JSON.stringify({ created: db.created, ...row }));
+const [row] = await sql\`${query}\`;
+console.log(JSON.stringify(${output}));
 await sql.end();
 await db.close();
 `,
@@ -269,10 +241,21 @@ await db.close();
     const build = Bun.spawnSync([process.execPath, "build", script, "--compile", "--minify", "--outfile", binary], { cwd: work, timeout: 120_000 });
     expect(build.exitCode, build.stderr.toString()).toBe(0);
     const elsewhere = mkdtempSync(join(root, "run-"));
+    prepareDir(elsewhere);
     const run = Bun.spawnSync([binary, "data"], { cwd: elsewhere, timeout: 60_000 });
     expect(run.exitCode, run.stderr.toString()).toBe(0);
-    expect(JSON.parse(run.stdout.toString())).toEqual({ created: "image", fingerprint: schemaFingerprint() });
     rmSync(binary, { force: true });
+    return JSON.parse(run.stdout.toString());
+  }
+
+  test("works inside a bun build --compile binary run from another directory", () => {
+    const out = runCompiledProbe("compile", "select 1 as one", "row", (elsewhere) => cpSync(template, join(elsewhere, "data"), { recursive: true }));
+    expect(out).toEqual({ one: 1 });
+  }, { timeout: 180_000 });
+
+  test("the binary starts a new data directory from the image built into it", () => {
+    const out = runCompiledProbe("compile-image", "select fingerprint from fmsg_api_schema_version", "{ created: db.created, ...row }", () => {});
+    expect(out).toEqual({ created: "image", fingerprint: schemaFingerprint() });
   }, { timeout: 180_000 });
 });
 
