@@ -9,10 +9,9 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase } from "../src/db/embedded.ts";
+import { migrateEmbeddedDatabase } from "../src/db/embedded.ts";
 import { packImage, type ImageManifest } from "../src/db/embedded-image.ts";
-import { openPool } from "../src/db/pool.ts";
-import { migrate, schemaFingerprint } from "../src/db/schema.ts";
+import { schemaFingerprint } from "../src/db/schema.ts";
 
 const root = join(import.meta.dir, "..");
 const imageFile = join(root, "src/db/embedded-image.tar.zst");
@@ -42,14 +41,7 @@ if (current && !process.argv.includes("--force")) {
 const work = mkdtempSync(join(tmpdir(), "fmsg-image-"));
 try {
   const dir = join(work, "pgdata");
-  const db = await startEmbeddedDatabase(dir, { image: null });
-  const sql = openPool({ url: db.url, ...EMBEDDED_POOL_OPTIONS });
-  try {
-    await migrate(sql);
-  } finally {
-    await sql.end({ timeout: 5 });
-    await db.close();
-  }
+  await migrateEmbeddedDatabase(dir, { image: null });
   const bytes = packImage(dir, imageFile, ["embedded.lock"]);
   const made: ImageManifest = { ...want, bytes };
   writeFileSync(manifestFile, `${JSON.stringify(made, null, 2)}\n`);

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { configuredModeSelected, ConfigError, decodeJwtSecret, loadConfig, parseDotEnv, parseTtl, type Env } from "./config.ts";
-import { EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.ts";
+import { EMBEDDED_POOL_OPTIONS, migrateEmbeddedDatabase, startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.ts";
 import { openPool } from "./db/pool.ts";
 import { migrate } from "./db/schema.ts";
 import { isValidAddress } from "./domain/address.ts";
@@ -119,15 +119,7 @@ async function migrateCommand(env: Env): Promise<void> {
       await sql.end({ timeout: 5 });
     }
   } else {
-    const defaults = await prepareEmbeddedDefaults();
-    const { db, target } = await openEmbedded(defaults.databaseDir);
-    const sql = openPool(target);
-    try {
-      await migrate(sql);
-    } finally {
-      await sql.end({ timeout: 5 });
-      await db.close();
-    }
+    await migrateEmbeddedDatabase((await prepareEmbeddedDefaults()).databaseDir);
   }
   process.stdout.write("schema is up to date\n");
 }

@@ -31,7 +31,8 @@ import fsBundlePath from "@electric-sql/pglite/pglite.data" with { type: "file" 
 import imagePath from "./embedded-image.tar.zst" with { type: "file" };
 import imageManifest from "./embedded-image.json" with { type: "json" };
 import { unpackImage, type ImageManifest } from "./embedded-image.ts";
-import { schemaFingerprint } from "./schema.ts";
+import { openPool } from "./pool.ts";
+import { migrate, schemaFingerprint } from "./schema.ts";
 
 export type EmbeddedDatabase = {
   url: string;
@@ -227,5 +228,17 @@ export async function startEmbeddedDatabase(dataDir: string, opts: EmbeddedOptio
   } catch (err) {
     await cleanUp();
     throw err;
+  }
+}
+
+/** Opens (creating it if new) the embedded database in `dataDir`, applies sql/ and closes it again. */
+export async function migrateEmbeddedDatabase(dataDir: string, opts: EmbeddedOptions = {}): Promise<void> {
+  const db = await startEmbeddedDatabase(dataDir, opts);
+  const sql = openPool({ url: db.url, ...EMBEDDED_POOL_OPTIONS });
+  try {
+    await migrate(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+    await db.close();
   }
 }

@@ -5,9 +5,8 @@ import { join } from "node:path";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { mintToken, signJwt } from "../../src/lib/jwt.ts";
 import { startServer, type RunningServer } from "../../src/server.ts";
-import { EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase } from "../../src/db/embedded.ts";
-import { openPool } from "../../src/db/pool.ts";
-import { migrate, schemaFingerprint } from "../../src/db/schema.ts";
+import { EMBEDDED_POOL_OPTIONS, migrateEmbeddedDatabase, startEmbeddedDatabase } from "../../src/db/embedded.ts";
+import { schemaFingerprint } from "../../src/db/schema.ts";
 import type { DatabaseTarget } from "../../src/server.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
 
@@ -27,14 +26,7 @@ async function embeddedTemplate(): Promise<string> {
   const dir = join(tmpdir(), `fmsg-pglite-tpl-${schemaFingerprint()}`);
   if (await stat(join(dir, ".ready")).catch(() => null)) return dir;
   const build = `${dir}.build-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const db = await startEmbeddedDatabase(build);
-  const sql = openPool({ url: db.url, ...EMBEDDED_POOL_OPTIONS });
-  try {
-    await migrate(sql);
-  } finally {
-    await sql.end({ timeout: 5 });
-    await db.close();
-  }
+  await migrateEmbeddedDatabase(build);
   await rm(join(build, "embedded.lock"), { force: true });
   await writeFile(join(build, ".ready"), "");
   await rename(build, dir).catch(() => rm(build, { recursive: true, force: true })); // another process won
