@@ -1,5 +1,4 @@
 // Attachments of drafts: streamed upload with limits re-checked under the row lock, replace by name, delete.
-import { parseAddress } from "../domain/address.ts";
 import { crashPoint } from "../lib/crash-point.ts";
 import { isValidFilename } from "../domain/filename.ts";
 import { isValidMediaType, typeFromFilename } from "../domain/media-type.ts";
@@ -17,7 +16,7 @@ import { findMessageHead, lockMessage } from "../db/messages.ts";
 import { ApiError } from "../http/errors.ts";
 import type { FilePart } from "../http/multipart-upload.ts";
 import { removeOwnFile, SizeLimitError, stageFile, writeWithRow } from "../storage/atomic-file.ts";
-import { attachmentDir, draftFolder, messageDir } from "../storage/data-dir.ts";
+import { attachmentDir, folderOfDraft } from "../storage/data-dir.ts";
 import { requireOwnedDraft } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 
@@ -32,8 +31,7 @@ export const invalidFilename = () => new ApiError(400, "invalid filename");
 /** Owner and draft checks before a single byte of the upload is read; the draft's attach/ folder. */
 export async function checkUploadAllowed(deps: MessageDeps, identity: string, id: number): Promise<string> {
   const head = requireOwnedDraft(await findMessageHead(deps.sql, id, identity), UPLOAD_TEXTS);
-  const folder = draftFolder(deps.dataDir, head.filepath, id) ?? messageDir(deps.dataDir, parseAddress(head.from_addr)!, id);
-  return attachmentDir(deps.dataDir, folder);
+  return attachmentDir(deps.dataDir, folderOfDraft(deps.dataDir, id, head)!);
 }
 
 async function currentTotals(deps: MessageDeps, id: number, filename: string) {

@@ -20,7 +20,7 @@ import type { Tx } from "../db/pool.ts";
 import { ApiError } from "../http/errors.ts";
 import type { MessageInput } from "../http/message-input.ts";
 import { removeTree, stageFile, writeWithRow } from "../storage/atomic-file.ts";
-import { bodyName, draftFolder, messageDir } from "../storage/data-dir.ts";
+import { bodyName, folderOfDraft, messageDir } from "../storage/data-dir.ts";
 import { requireOwnedDraft } from "./access.ts";
 import { isParticipant } from "./read-messages.ts";
 import type { MessageDeps } from "./context.ts";
@@ -101,8 +101,7 @@ export async function replaceDraft(deps: MessageDeps, identity: string, id: numb
   const before = requireOwnedDraft(await findMessageHead(deps.sql, id, identity), UPDATE_TEXTS);
   const bytes = await checkInput(deps, identity, input);
   // The new body goes into the draft's existing folder, whatever spelling of `from` this PUT uses.
-  const folder = draftFolder(deps.dataDir, before.filepath, id) ?? messageDir(deps.dataDir, parseAddress(input.from)!, id);
-  const body = await stageFile(folder, bodyName(bodyExtension(input.type)), bytes);
+  const body = await stageFile(folderOfDraft(deps.dataDir, id, before)!, bodyName(bodyExtension(input.type)), bytes);
   await writeWithRow("update", body, deps.dataDir, (place) =>
     deps.sql.begin(async (tx) => {
       // Decided again under the row lock: a concurrent send or delete wins cleanly.

@@ -1,10 +1,9 @@
 // Deleting a draft: rows in one transaction, then its folder once nothing points into it.
-import { parseAddress } from "../domain/address.ts";
 import { crashPoint } from "../lib/crash-point.ts";
 import { lockMessage } from "../db/messages.ts";
 import { deleteDraftRows } from "../db/drafts.ts";
 import { removeTree } from "../storage/atomic-file.ts";
-import { draftFolder, messageDir } from "../storage/data-dir.ts";
+import { folderOfDraft } from "../storage/data-dir.ts";
 import { requireOwnedDraft } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 
@@ -18,8 +17,6 @@ export async function deleteDraft(deps: MessageDeps, identity: string, id: numbe
   });
   // Committed: no row points into the folder any more (a crash here leaves it to the start-up sweep).
   crashPoint("delete", "committed");
-  const folder = draftFolder(deps.dataDir, gone.filepath, id);
-  const owner = parseAddress(gone.from_addr);
-  const dir = folder ?? (owner ? messageDir(deps.dataDir, owner, id) : null);
+  const dir = folderOfDraft(deps.dataDir, id, gone);
   if (dir) await removeTree(dir).catch(() => {});
 }

@@ -1,6 +1,7 @@
 // Layout of the data directory shared with fmsgd, and the check that every path stays inside it.
 import { realpath } from "node:fs/promises";
 import { dirname, resolve, sep } from "node:path";
+import { parseAddress } from "../domain/address.ts";
 
 export class UnsafePathError extends Error {}
 
@@ -19,7 +20,7 @@ export function bodyName(extension: string): string {
  * when the path is not one of ours. Replacements keep using it, so a draft never spreads over two
  * folders when its owner spells `from` differently.
  */
-export function draftFolder(dataDir: string, filepath: string, id: number): string | null {
+function draftFolder(dataDir: string, filepath: string, id: number): string | null {
   const marker = `/out/${id}/`;
   const at = filepath.lastIndexOf(marker);
   if (at < 0) return null;
@@ -28,6 +29,15 @@ export function draftFolder(dataDir: string, filepath: string, id: number): stri
   } catch {
     return null;
   }
+}
+
+/**
+ * The folder of a draft's files: where its body is now (see draftFolder), else the one its owner's
+ * address names; null only for a row whose `from_addr` is not a valid address (never ours).
+ */
+export function folderOfDraft(dataDir: string, id: number, head: { filepath: string; from_addr: string }): string | null {
+  const owner = parseAddress(head.from_addr);
+  return draftFolder(dataDir, head.filepath, id) ?? (owner ? messageDir(dataDir, owner, id) : null);
 }
 
 /** `<message folder>/attach`: attachments live apart from the body, so a name can never collide with it. */
