@@ -25,10 +25,15 @@ function unavailableState(state: string): boolean {
   return /^(08|53|57)/.test(state) || state === "55P03" || state === "40001" || state === "40P01" || state === "25006";
 }
 
+/** The `code` of an error, when it has a string one. */
+function codeOf(err: unknown): string | null {
+  const code = err !== null && typeof err === "object" ? (err as { code?: unknown }).code : undefined;
+  return typeof code === "string" ? code : null;
+}
+
 export function isDatabaseUnavailable(err: unknown): boolean {
-  if (err === null || typeof err !== "object") return false;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== "string") return false;
+  const code = codeOf(err);
+  if (code === null) return false;
   // PostgresError carries the SQLSTATE in `code`; connection errors carry postgres.js's or the socket's name.
   return CONNECTION_CODES.has(code) || (/^[0-9A-Z]{5}$/.test(code) && unavailableState(code));
 }
@@ -39,8 +44,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
  * committed row may point at them; the start-up sweep removes them if no row does.
  */
 export function mayHaveCommitted(err: unknown): boolean {
-  if (err === null || typeof err !== "object") return false;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== "string") return false;
+  const code = codeOf(err);
+  if (code === null) return false;
   return CONNECTION_CODES.has(code) || /^08/.test(code) || /^57P0[1-3]$/.test(code);
 }

@@ -3,7 +3,7 @@ import { mkdir, open, rename, rm, rmdir, unlink, type FileHandle } from "node:fs
 import { basename, dirname, join } from "node:path";
 import { crashPoint } from "../lib/crash-point.ts";
 import { inside } from "./data-dir.ts";
-import { onDisk, StorageFailedError, StorageFullError, storageError } from "./errors.ts";
+import { onDisk, StorageFailedError, StorageFullError } from "./errors.ts";
 
 export const DIR_MODE = 0o750;
 export const FILE_MODE = 0o640;
@@ -166,7 +166,5 @@ export async function removeOwnFile(dataDir: string, path: string): Promise<void
 }
 
 export async function removeTree(path: string): Promise<void> {
-  await rm(path, { recursive: true, force: true }).catch((err) => {
-    throw storageError(err);
-  });
+  await onDisk(() => rm(path, { recursive: true, force: true }));
 }
