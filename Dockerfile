@@ -13,7 +13,7 @@ COPY sql ./sql
 COPY src ./src
 RUN bun run build && mkdir -p /out/data
 
-# distroless/base: glibc (the Bun binary needs it, PITFALLS 40), no shell, no package manager.
+# distroless/base: glibc (the Bun binary needs it; static/scratch images cannot start it), no shell, no package manager.
 FROM gcr.io/distroless/base-debian12:nonroot
 ENV NODE_ENV=production \
     FMSG_API_PORT=8000

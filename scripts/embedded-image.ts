@@ -4,7 +4,7 @@
 //   bun scripts/embedded-image.ts --force   rebuild it anyway (each build differs: initdb stamps an identifier)
 //   bun scripts/embedded-image.ts --check   exit 1 when it no longer matches sql/ or the installed PGlite
 //
-// The program unpacks the image into a new data directory instead of running initdb (PITFALLS.md 62); an
+// The program unpacks the image into a new data directory instead of running initdb (which peaks near 1 GB RSS inside WebAssembly; docs/footprint.md); an
 // image that does not match sql/ is ignored at run time, and tests/db/embedded.test.ts fails on it.
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -1,11 +1,14 @@
 // createApp(deps): the one wiring of middleware and routes, shared by the server and the tests.
-import { Hono, type MiddlewareHandler } from "hono";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db/pool.ts";
 import type { IdentityService } from "./identity/identity-service.ts";
 import type { AppEnv } from "./http/app-env.ts";
 import { requireIdentity } from "./http/auth.ts";
+import { corsPolicy } from "./http/cors.ts";
 import { ApiError, makeErrorHandler } from "./http/errors.ts";
+import { answers, openApiDocument } from "./http/openapi.ts";
 import type { Metrics } from "./http/metrics.ts";
 import { rateLimit, TokenBucketStore } from "./http/rate-limit.ts";
 import { requestLog, type Logger } from "./http/request-log.ts";
@@ -13,6 +16,7 @@ import { attachmentRoutes } from "./http/routes/attachments.ts";
 import { healthRoutes } from "./http/routes/health.ts";
 import { messageRoutes } from "./http/routes/messages.ts";
 import { waitRoutes } from "./http/routes/wait.ts";
+import { refuseInvalid } from "./http/validation.ts";
 import type { MessageDeps } from "./messages/context.ts";
 import type { ListenerStatus } from "./realtime/inbox-listener.ts";
 import type { InboxWaiters } from "./realtime/inbox-waiters.ts";
@@ -23,8 +27,8 @@ export type AppDeps = {
   identity: IdentityService;
   waiters: InboxWaiters;
   listener: ListenerStatus;
-  /** Feeds waiters after commits when no LISTEN connection hears the triggers (embedded mode). */
-  announce: ((addresses: string[]) => void) | null;
+  /** Tells waiters that addresses may have new mail (a no-op where the LISTEN connection hears the triggers). */
+  wake: MessageDeps["wake"];
   log: Logger;
   metrics: Metrics | null;
   /** What the start-up schema check found short of a missing table (reported by /readyz). */
@@ -35,7 +39,7 @@ export type AppDeps = {
 
 /**
  * The router decodes percent-escapes, so `/fmsg/%31` would reach a route as id "1". An id must be
- * plain digits as sent (API.md §1): a first segment with an escape in it names no message.
+ * plain digits as sent: a first segment with an escape in it names no message.
  */
 const plainIdSegment: MiddlewareHandler<AppEnv> = async (c, next) => {
   const path = c.req.url.slice(c.req.url.indexOf("/", c.req.url.indexOf("//") + 2));
@@ -44,7 +48,31 @@ const plainIdSegment: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-export function createApp(deps: AppDeps): Hono<AppEnv> {
+const metricsRoute = createRoute({
+  operationId: "metrics",
+  method: "get",
+  path: "/metrics",
+  tags: ["operations"],
+  summary: "Prometheus metrics (only when FMSG_API_METRICS is on; never rate-limited)",
+  responses: {
+    200: { description: "Text exposition format 0.0.4.", content: { "text/plain": { schema: z.string() } } },
+  },
+});
+
+const documentRoute = createRoute({
+  operationId: "openApiDocument",
+  method: "get",
+  path: "/openapi.json",
+  tags: ["operations"],
+  summary: "This document",
+  responses: answers(
+    { 200: { description: "The OpenAPI 3.1 document of this server's routes.", content: { "application/json": { schema: z.record(z.string(), z.unknown()) } } } },
+    {},
+    { authenticated: false },
+  ),
+});
+
+export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const { config } = deps;
   const messageDeps: MessageDeps = {
     sql: deps.sql,
@@ -54,12 +82,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     maxDataBytes: config.maxDataBytes,
     maxAttachBytes: config.maxAttachBytes,
     maxMsgBytes: config.maxMsgBytes,
-    announce: deps.announce,
+    wake: deps.wake,
     log: deps.log,
   };
 
   // Middleware by access level: health checks are open; everything else is rate-limited, and
-  // /fmsg additionally needs a valid token and identity (API.md §1: limit, then auth, then input).
+  // /fmsg additionally needs a valid token and identity (docs/API.md "Errors": limit, then auth, then input).
   const limited = rateLimit({
     rate: config.rateLimit,
     burst: config.rateBurst,
@@ -74,14 +102,17 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     identity: deps.identity,
   });
 
-  const app = new Hono<AppEnv>();
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid });
   app.use("*", requestLog(deps.log, deps.metrics));
+  app.use("*", corsPolicy(config.corsOrigins)); // before the limiter and auth: preflights, and 429s carry CORS
   app.route("/", healthRoutes(deps.sql, deps.listener, deps.schemaWarnings));
   if (deps.metrics) {
     const metrics = deps.metrics;
-    app.get("/metrics", (c) => c.text(metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4" }));
+    app.openapi(metricsRoute, (c) => c.text(metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4" }));
   }
   app.use("*", limited);
+  // Built on first request, once every route below is registered; it never changes after.
+  app.openapi(documentRoute, (c) => c.json(openApiDocument(app), 200));
   app.use("/fmsg/*", authenticated); // also matches "/fmsg" itself
   app.use("/fmsg/*", plainIdSegment);
   app.route("/fmsg", waitRoutes(deps.waiters));

@@ -73,6 +73,23 @@ const envSchema = z.object({
   FMSG_API_RATE_LIMIT: intVar("FMSG_API_RATE_LIMIT", 1, 1_000_000, 10),
   FMSG_API_RATE_BURST: intVar("FMSG_API_RATE_BURST", 1, 1_000_000, 20),
   FMSG_TRUSTED_PROXIES: z.string().optional(),
+  FMSG_CORS_ORIGINS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const entries = (raw ?? "").split(",").map((e) => e.trim()).filter((e) => e !== "");
+      if (entries.includes("*")) {
+        if (entries.length === 1) return ["*"];
+        ctx.addIssue({ code: "custom", message: 'FMSG_CORS_ORIGINS: "*" (any origin) cannot be combined with other origins' });
+        return z.NEVER;
+      }
+      const bad = entries.filter((e) => corsOrigin(e) === null);
+      if (bad.length === 0) return entries.map((e) => corsOrigin(e)!);
+      const got = bad.map((e) => `"${e}"`).join(", ");
+      const rule = 'origins like https://app.example.com or http://localhost:5173 (scheme and host, optional port, no path), or "*"';
+      ctx.addIssue({ code: "custom", message: `FMSG_CORS_ORIGINS must be ${rule}; got ${got}` });
+      return z.NEVER;
+    }),
   FMSG_API_MAX_DATA_SIZE: intVar("FMSG_API_MAX_DATA_SIZE", 1, 4096, 10),
   FMSG_API_MAX_ATTACH_SIZE: intVar("FMSG_API_MAX_ATTACH_SIZE", 1, 4096, 10),
   FMSG_API_MAX_MSG_SIZE: intVar("FMSG_API_MAX_MSG_SIZE", 1, 8192, 20),
@@ -124,6 +141,8 @@ export type Config = {
   rateLimit: number;
   rateBurst: number;
   trustedProxies: CidrRange[];
+  /** Origins allowed to call the API from a browser, normalised; ["*"] for any; [] for no CORS at all. */
+  corsOrigins: string[];
   maxDataBytes: number;
   maxAttachBytes: number;
   maxMsgBytes: number;
@@ -142,6 +161,8 @@ export type Config = {
   crashAt: string | null;
   /** A postgres.js connection URL, or null to let postgres.js read the PG* variables. */
   databaseUrl: string | null;
+  /** The embedded database's directory (<data dir>/pglite); null in configured mode. */
+  embeddedDatabaseDir: string | null;
 };
 
 /** "90s", "15m", "1h", "7d" or plain seconds. */
@@ -167,6 +188,19 @@ export function decodeJwtSecret(raw: string, name = "FMSG_API_JWT_SECRET"): Uint
   return new TextEncoder().encode(raw);
 }
 
+/**
+ * An http(s) origin as a browser sends it in `Origin` (lower-case host, no default port), or null.
+ * A path, query, fragment or user part is refused rather than dropped: it would never match.
+ */
+function corsOrigin(entry: string): string | null {
+  if (!/^https?:\/\/[^/?#@\s]+$/i.test(entry)) return null;
+  try {
+    return new URL(entry).origin;
+  } catch {
+    return null;
+  }
+}
+
 function parseTrustedProxies(raw: string | undefined): CidrRange[] {
   if (!raw || raw.trim() === "") return [];
   return raw.split(",").map((entry) => {
@@ -181,10 +215,10 @@ export function configuredModeSelected(env: Env): boolean {
 }
 
 /**
- * Parses the environment once. Embedded defaults (API.md §12) are filled in by the caller
+ * Parses the environment once. Embedded defaults (src/embedded-defaults.ts) are filled in by the caller
  * through `embedded` when no configured-mode variable is set.
  */
-export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: string }): Config {
+export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: string; databaseDir: string }): Config {
   // Every variable is parsed on its own, and every problem is collected: an operator fixes them all
   // in one go instead of meeting them one run at a time.
   const problems: string[] = [];
@@ -280,6 +314,7 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
     rateLimit: v.FMSG_API_RATE_LIMIT,
     rateBurst: v.FMSG_API_RATE_BURST,
     trustedProxies,
+    corsOrigins: v.FMSG_CORS_ORIGINS,
     maxDataBytes: v.FMSG_API_MAX_DATA_SIZE * MIB,
     maxAttachBytes: v.FMSG_API_MAX_ATTACH_SIZE * MIB,
     maxMsgBytes: v.FMSG_API_MAX_MSG_SIZE * MIB,
@@ -293,6 +328,7 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
     maxTokenTtl: v.FMSG_API_MAX_TOKEN_TTL,
     log: v.FMSG_API_LOG,
     databaseUrl: v.DATABASE_URL ?? null,
+    embeddedDatabaseDir: mode === "embedded" ? embedded!.databaseDir : null,
     crashAt: v.FMSG_TEST_CRASH_AT ?? null,
   };
 }

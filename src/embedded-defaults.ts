@@ -1,4 +1,4 @@
-// The zero-configuration default (API.md §12): ./fmsg-data with its own database folder and secret.
+// The zero-configuration default (README "Quick start"): ./fmsg-data with its own database folder and secret.
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 

@@ -3,14 +3,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { configuredModeSelected, ConfigError, decodeJwtSecret, loadConfig, parseDotEnv, parseTtl, type Env } from "./config.ts";
-import { EMBEDDED_POOL_OPTIONS, migrateEmbeddedDatabase, startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.ts";
+import { migrateEmbeddedDatabase } from "./db/embedded.ts";
 import { openPool } from "./db/pool.ts";
 import { migrate } from "./db/schema.ts";
 import { isValidAddress } from "./domain/address.ts";
 import { prepareEmbeddedDefaults, SAMPLE_ADDRESS } from "./embedded-defaults.ts";
 import { jsonLogger } from "./http/request-log.ts";
 import { mintToken } from "./lib/jwt.ts";
-import { startServer, StartupError, type DatabaseTarget } from "./server.ts";
+import { startServer, StartupError } from "./server.ts";
 import { VERSION } from "./version.ts";
 
 const USAGE = `fmsg-webapi ${VERSION}: the HTTP API of an fmsg host
@@ -52,17 +52,11 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-async function openEmbedded(databaseDir: string): Promise<{ db: EmbeddedDatabase; target: DatabaseTarget }> {
-  const db = await startEmbeddedDatabase(databaseDir);
-  return { db, target: { url: db.url, ...EMBEDDED_POOL_OPTIONS, inProcessNotify: true } };
-}
-
 async function serve(env: Env): Promise<void> {
   const embedded = configuredModeSelected(env) ? null : await prepareEmbeddedDefaults();
   const config = loadConfig(env, embedded ?? undefined);
   const log = jsonLogger(config.log === "info");
-  const database = embedded ? await openEmbedded(embedded.databaseDir) : null;
-  const server = await startServer(config, { log, database: database?.target });
+  const server = await startServer(config, { log });
   log({ level: "info", msg: "listening", urls: server.urls, mode: config.mode, version: VERSION });
   if (embedded) {
     const url = server.urls[0]!.replace("0.0.0.0", "localhost");
@@ -89,7 +83,6 @@ async function serve(env: Env): Promise<void> {
     hardStop.unref();
     void server
       .stop()
-      .then(() => database?.db.close())
       .catch(() => {})
       .then(() => {
         log({ level: "info", msg: "stopped", exitCode });

@@ -1,25 +1,30 @@
-// startServer(config): pool, schema check, waiters and listener, identity service, Bun.serve, drain on stop.
+// startServer(config): database, schema check, waiters and their wake-ups, identity service, Bun.serve, drain on stop.
 import type { Server } from "bun";
 import { createApp } from "./app.ts";
 import type { Config } from "./config.ts";
 import { latestInboxIds } from "./db/messages.ts";
-import { openPool, type PoolOptions, type Sql } from "./db/pool.ts";
+import { openDatabase } from "./db/open-database.ts";
+import type { Sql } from "./db/pool.ts";
 import { migrate } from "./db/schema.ts";
 import { checkSchema, type SchemaReport } from "./db/schema-check.ts";
 import { retryLocalDeliveries } from "./delivery/local-delivery.ts";
 import { Metrics } from "./http/metrics.ts";
+import { openApiDocument } from "./http/openapi.ts";
 import type { Logger } from "./http/request-log.ts";
 import { cachedIdentityService, type CachedIdentityService } from "./identity/cached-identity.ts";
 import { fmsgidClient } from "./identity/fmsgid-client.ts";
 import { builtinIdentityService } from "./identity/identity-service.ts";
-import { startInboxListener, type InboxListener } from "./realtime/inbox-listener.ts";
+import type { ListenerStatus } from "./realtime/inbox-listener.ts";
 import { InboxWaiters } from "./realtime/inbox-waiters.ts";
 import { fileRows } from "./db/files.ts";
 import { armCrashPoint } from "./lib/crash-point.ts";
 import { ensureDir } from "./storage/atomic-file.ts";
 import { sweepDataDir } from "./storage/sweep.ts";
 
-/** Bun's idle timeout for every connection; only /fmsg/wait extends its own (PITFALLS.md 1–3). */
+/**
+ * Bun's idle timeout for every connection. Only /fmsg/wait extends its own: a global 0 would turn off
+ * the protection against idle and slowloris sockets, and Bun refuses values above 255.
+ */
 export const IDLE_TIMEOUT_SECONDS = 30;
 const LOCAL_DELIVERY_RETRY_MS = 60_000;
 const DRAIN_TIMEOUT_MS = 10_000;
@@ -27,23 +32,20 @@ const DRAIN_TIMEOUT_MS = 10_000;
 /** A failure to start that the operator must fix; main prints it as one line. */
 export class StartupError extends Error {}
 
-export type DatabaseTarget = PoolOptions & {
-  /** The embedded database: no cross-connection NOTIFY, so the API feeds its waiters itself. */
-  inProcessNotify: boolean;
-};
-
 export type RunningServer = {
   urls: string[];
   sql: Sql;
   waiters: InboxWaiters;
-  listener: InboxListener | null;
+  /** Whether wake-ups are arriving (the LISTEN connection is up; always with the embedded database). */
+  listener: ListenerStatus;
   identity: CachedIdentityService | null;
+  /** The OpenAPI document this server serves at /openapi.json. */
+  openApiDocument(): unknown;
   stop(): Promise<void>;
 };
 
 export type StartOptions = {
   log: Logger;
-  database?: DatabaseTarget;
   listenerHeartbeatMs?: number;
   /** Overrides IDLE_TIMEOUT_SECONDS (tests prove a wait outlives a short idle timeout). */
   idleTimeoutSeconds?: number;
@@ -52,15 +54,9 @@ export type StartOptions = {
 export async function startServer(config: Config, opts: StartOptions): Promise<RunningServer> {
   const { log } = opts;
   armCrashPoint(config.crashAt);
-  const target: DatabaseTarget = opts.database ?? {
-    url: config.databaseUrl,
-    max: config.poolSize,
-    statementTimeoutMs: config.statementTimeoutMs,
-    lockTimeoutMs: config.lockTimeoutMs,
-    inProcessNotify: false,
-  };
-  const sql = openPool(target);
-  const cleanups: (() => Promise<unknown>)[] = [() => sql.end({ timeout: 5 })];
+  const database = await openDatabase(config);
+  const { sql } = database;
+  const cleanups: (() => Promise<unknown>)[] = [() => database.close()];
   try {
     let schema: SchemaReport;
     try {
@@ -82,16 +78,14 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     }
 
     const waiters = new InboxWaiters((pairs) => latestInboxIds(sql, pairs), log);
-    const listener = target.inProcessNotify
-      ? null
-      : await startInboxListener(sql, waiters, { log, heartbeatMs: opts.listenerHeartbeatMs });
-    if (listener) cleanups.unshift(() => listener.stop());
+    const wakeUps = await database.startWakeUps(waiters, { log, heartbeatMs: opts.listenerHeartbeatMs });
+    cleanups.unshift(() => wakeUps.stop());
     const identity = config.idUrl === "builtin" ? null : cachedIdentityService(fmsgidClient(config.idUrl), config.idCacheSeconds);
     const lookups = identity ?? builtinIdentityService;
     const metrics = config.metrics
       ? new Metrics({
           fmsg_api_open_waits: { help: "Open /fmsg/wait requests.", read: () => waiters.size },
-          fmsg_api_listener_connected: { help: "1 when the LISTEN connection is up.", read: () => (listener?.connected() ?? true ? 1 : 0) },
+          fmsg_api_listener_connected: { help: "1 when the LISTEN connection is up.", read: () => (wakeUps.connected() ? 1 : 0) },
           fmsg_api_identity_cache_hits: { help: "Identity look-ups answered from the cache.", read: () => identity?.stats.hits ?? 0 },
           fmsg_api_identity_cache_misses: { help: "Identity look-ups sent to fmsgid.", read: () => identity?.stats.misses ?? 0 },
         })
@@ -101,8 +95,8 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       sql,
       identity: lookups,
       waiters,
-      listener: listener ?? { connected: () => true },
-      announce: target.inProcessNotify ? (addresses) => waiters.wake(addresses) : null,
+      listener: wakeUps,
+      wake: wakeUps.wake,
       log,
       metrics,
       schemaWarnings: schema.warnings,
@@ -143,8 +137,9 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       urls: servers.map((s) => s.url.toString()),
       sql,
       waiters,
-      listener,
+      listener: wakeUps,
       identity,
+      openApiDocument: () => openApiDocument(app),
       stop: () =>
         (stopping ??= (async () => {
           if (retry) clearInterval(retry);

@@ -38,7 +38,7 @@ export async function inboxPlans(url: string, address: string): Promise<Plans> {
       };
       const custom = await explain("force_custom_plan");
       const generic = await explain("force_generic_plan");
-      // What PostgreSQL itself settles on after the five custom runs (PITFALLS.md 49).
+      // What PostgreSQL itself settles on after the five custom runs: a generic plan, which must stay as good.
       await tx.unsafe("set local plan_cache_mode = auto");
       for (let i = 0; i < 6; i++) await tx.unsafe(`execute bench_inbox (${args})`);
       const auto = (await tx.unsafe<{ "QUERY PLAN": string }[]>(`explain execute bench_inbox (${args})`)).map((r) => r["QUERY PLAN"]).join("\n");

@@ -19,7 +19,7 @@ export async function nextMessageId(sql: Sql): Promise<number> {
   return row!.id;
 }
 
-/** psha256 is written as NULL with every pid so fmsgd's trigger recomputes it (DATABASE.md). */
+/** psha256 is written as NULL with every pid so fmsgd's trigger (sql/001_fmsgd.sql) recomputes it. */
 export async function insertDraft(tx: Tx, id: number, f: DraftFields): Promise<void> {
   await tx`
     insert into msg (id, version, pid, no_reply, is_important, is_deflate, time_sent, from_addr,
@@ -120,7 +120,7 @@ export async function stampBatches(tx: Tx, id: number, time: number): Promise<nu
 
 /**
  * One msg_add_to_notify row per participant domain (the sender's and each `to` address's) that
- * hosts none of the batch's recipients and is not this host's own domain (DATABASE.md).
+ * hosts none of the batch's recipients and is not this host's own domain: fmsgd tells those hosts of the batch.
  */
 export async function insertNotifyRows(tx: Tx, id: number, batchId: number, ownDomain: string | null): Promise<void> {
   await tx`

@@ -1,7 +1,7 @@
 // Owns the prepared database image: a migrated PGlite data directory packed as a zstd-compressed tar.
 //
 // A new embedded database starts by unpacking this image instead of running initdb inside WebAssembly
-// (about 10 s and 1 GB of memory on first start; PITFALLS.md 62). scripts/embedded-image.ts makes it.
+// (about 10 s and 1 GB of memory on first start; docs/design/embedded-findings.md (h)). scripts/embedded-image.ts makes it.
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { constants as zlib, createZstdDecompress, zstdCompressSync } from "node:zlib";

@@ -1,6 +1,6 @@
 // Owns the embedded PostgreSQL: PGlite persisted in one directory, served to postgres.js over the wire protocol on 127.0.0.1.
 //
-// Findings behind the choices here are in src/db/embedded-findings.md. In short:
+// Findings behind the choices here are in docs/design/embedded-findings.md. In short:
 // - PGlite is ONE PostgreSQL session. pglite-socket multiplexes every TCP connection onto it message by
 //   message, so two live connections share prepared statements, portals, SET, temp tables and error state:
 //   with a pool of N>1 concurrent queries silently return other connections' results. Hence one

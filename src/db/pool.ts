@@ -22,7 +22,10 @@ const CONNECT_TIMEOUT_SECONDS = 5;
 /** A transaction left idle (a request stuck on the disk between statements) is ended by PostgreSQL. */
 const IDLE_IN_TRANSACTION_MS = 60_000;
 
-/** Startup parameters of a PostgreSQL connection: no JIT (PITFALLS.md 50) and bounded waits (59). */
+/**
+ * Startup parameters of a PostgreSQL connection: no JIT (it compiled the batched wake-up query, ~150 ms
+ * each) and bounded waits (without statement_timeout and lock_timeout one stuck row lock fills the pool).
+ */
 function startupParameters(opts: PoolOptions): Record<string, string> {
   if (opts.startupParams) return opts.startupParams;
   const params: Record<string, string> = { jit: "off", idle_in_transaction_session_timeout: String(IDLE_IN_TRANSACTION_MS) };
@@ -41,12 +44,12 @@ export function openPool(opts: PoolOptions): Sql {
     max: opts.max,
     idle_timeout: 60,
     // postgres.js's reconnect backoff (shared by the pool and the LISTEN connection) grows to ~20 s;
-    // after an outage, queries and the re-listen would wait that long (PITFALLS.md 57). Capped at 0.5 s.
+    // after an outage, queries and the re-listen would wait that long. Capped at 0.5 s.
     backoff: reconnectDelaySeconds,
     connect_timeout: CONNECT_TIMEOUT_SECONDS,
     onnotice: () => {},
     prepare: opts.prepare ?? true,
-    // ids are int8: JSON numbers for clients (API.md §1); they stay below 2^53 in any real host.
+    // ids are int8: JSON numbers for clients (docs/API.md "The basics"); below 2^53 in any real host.
     types: {
       int8: {
         to: 20,

@@ -1,4 +1,4 @@
-// Local delivery (DATABASE.md): recipients on FMSG_DOMAIN are resolved by the API, since fmsgd skips them.
+// Local delivery: recipients on FMSG_DOMAIN are resolved by the API, since fmsgd skips them.
 import { pendingLocalRecipients, recordLocalOutcome, type PendingLocal } from "../db/local-delivery.ts";
 import type { IdentityAnswer, IdentityService } from "../identity/identity-service.ts";
 import type { Sql } from "../db/pool.ts";

@@ -1,4 +1,4 @@
-// fmsg addresses (`@user@domain`): parsing and validation by fmsgd's rules (API.md §2), and case-insensitive identity.
+// fmsg addresses (`@user@domain`): parsing and validation by fmsgd's rules (docs/API.md "Limits"), and case-insensitive identity.
 
 export type Address = { user: string; domain: string };
 

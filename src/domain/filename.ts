@@ -1,4 +1,4 @@
-// Attachment file names: validation by fmsgd's rules (API.md §2), the uniqueness key, and Content-Disposition.
+// Attachment file names: validation by fmsgd's rules (docs/API.md §3) and Content-Disposition.
 
 const MAX_FILENAME_BYTES = 255;
 
@@ -14,11 +14,6 @@ const utf8 = new TextEncoder();
 export function isValidFilename(s: unknown): s is string {
   if (typeof s !== "string" || s.length === 0 || s.length > MAX_FILENAME_BYTES) return false;
   return FILENAME_PATTERN.test(s) && utf8.encode(s).length <= MAX_FILENAME_BYTES;
-}
-
-/** Names are unique per message case-insensitively; this is the form they are compared in. */
-export function filenameKey(name: string): string {
-  return name.toLowerCase();
 }
 
 /** RFC 8187 attr-char: what may stand unencoded in `filename*`. */

@@ -180,9 +180,3 @@ export function downloadContentType(type: string): string {
   const charset = stored !== undefined && SAFE_CHARSET.test(stored) ? stored.toLowerCase() : "utf-8";
   return `${essence}; charset=${charset}`;
 }
-
-/** Whether the type is `text/*`, parameters and case ignored. */
-export function isTextType(type: string): boolean {
-  const essence = essenceOf(type);
-  return essence.startsWith("text/") && essence.length > "text/".length;
-}

@@ -1,4 +1,5 @@
-// A stored message (as the database holds it) and its client-facing JSON shape (API.md §5).
+// A stored message (as the database holds it) and its client-facing JSON shape (the contract's Message).
+import type { MessageJson } from "../contract/responses.ts";
 
 export type StoredAttachment = { filename: string; size: number; flags: number; type: string; filepath: string };
 
@@ -22,26 +23,6 @@ export type StoredMessage = {
   attachments: StoredAttachment[];
 };
 
-export type MessageJson = {
-  id: number;
-  version: number;
-  has_pid: boolean;
-  has_add_to: boolean;
-  common_type: false;
-  important: boolean;
-  no_reply: boolean;
-  deflate: boolean;
-  pid: number | null;
-  from: string;
-  to: string[];
-  add_to: string[];
-  add_to_from: string | null;
-  time: number | null;
-  topic: string;
-  type: string;
-  size: number;
-  attachments: { filename: string; size: number }[];
-};
 
 /** Attachment flag bit fmsgd sets on a part it received compressed (and stored decompressed). */
 export const ATTACHMENT_DEFLATE_FLAG = 2;
@@ -50,7 +31,7 @@ export const attachmentIsCompressed = (a: StoredAttachment) => (a.flags & ATTACH
 
 /**
  * Sizes measured on disk for parts fmsgd received compressed: their stored size is the wire size,
- * while clients must see the length of what /data serves (DATABASE.md "Reading what fmsgd wrote").
+ * while the file on disk is already decompressed, and clients must see the length of what /data serves.
  */
 export type MeasuredSizes = { body?: number; attachments?: Map<string, number> };
 

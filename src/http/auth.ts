@@ -2,6 +2,7 @@
 import type { MiddlewareHandler } from "hono";
 import { isValidAddress } from "../domain/address.ts";
 import type { IdentityService } from "../identity/identity-service.ts";
+import { BoundedMap } from "../lib/bounded-map.ts";
 import { LEEWAY_SECONDS, verifyJwt } from "../lib/jwt.ts";
 import { ApiError, unauthorized } from "./errors.ts";
 import type { AppEnv } from "./app-env.ts";
@@ -18,11 +19,13 @@ export type AuthOptions = {
 /**
  * Tokens that passed verification, with their subject and expiry. A token valid now stays valid
  * until `exp` (its nbf and iat only grow older), so a client re-using its token skips the HMAC and
- * JSON work. Bounded; the oldest entry goes first.
+ * JSON work. Bounded; the least recently used entry goes first.
  */
 export class VerifiedTokens {
-  private readonly entries = new Map<string, { sub: string; exp: number }>();
-  constructor(private readonly max = 10_000) {}
+  private readonly entries: BoundedMap<string, { sub: string; exp: number }>;
+  constructor(max = 10_000) {
+    this.entries = new BoundedMap(max);
+  }
 
   get(token: string, nowSeconds: number): string | null {
     const hit = this.entries.get(token);
@@ -35,10 +38,6 @@ export class VerifiedTokens {
   }
 
   add(token: string, sub: string, exp: number): void {
-    if (this.entries.size >= this.max) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
     this.entries.set(token, { sub, exp });
   }
 }
@@ -69,7 +68,7 @@ export function authenticateToken(
   return sub;
 }
 
-/** Maps the identity service's answer for the caller to the statuses of API.md §3.4. */
+/** Maps the identity service's answer for the caller to 400, 403 or 503 (docs/API.md "Errors"). */
 export async function checkIdentity(identity: IdentityService, address: string): Promise<void> {
   const answer = await identity.lookup(address);
   if (answer === "accepting") return;

@@ -1,19 +1,19 @@
 // Works out the client IP: the TCP peer, or a forwarded address only when the peer is a trusted proxy.
+import type { BlockList } from "node:net";
 import type { Context } from "hono";
-import { inRange, parseIp, type CidrRange, type ParsedIp } from "../lib/ip.ts";
+import { isTrusted, parseIp, type ParsedIp } from "../lib/ip.ts";
 import { peerAddress } from "../lib/bun.ts";
 import type { AppEnv } from "./app-env.ts";
 
-const trusted = (ip: ParsedIp, proxies: CidrRange[]) => proxies.some((r) => inRange(ip, r));
-
 /**
  * The right-most X-Forwarded-For hop that is not itself a trusted proxy (hops left of it could be
- * forged by the client). X-Real-IP is used when there is no X-Forwarded-For.
+ * forged by the client). X-Real-IP is used when there is no X-Forwarded-For. `proxies` is null when
+ * FMSG_TRUSTED_PROXIES is empty.
  */
-export function clientIp(c: Context<AppEnv>, proxies: CidrRange[]): ParsedIp | null {
+export function clientIp(c: Context<AppEnv>, proxies: BlockList | null): ParsedIp | null {
   const peerText = peerAddress(c);
   const peer = peerText ? parseIp(peerText) : null;
-  if (!peer || proxies.length === 0 || !trusted(peer, proxies)) return peer;
+  if (!peer || !proxies || !isTrusted(peer, proxies)) return peer;
   const xff = c.req.header("x-forwarded-for");
   const hops = xff ? xff.split(",").map((h) => h.trim()).filter((h) => h !== "") : [];
   if (hops.length === 0) {
@@ -25,7 +25,7 @@ export function clientIp(c: Context<AppEnv>, proxies: CidrRange[]): ParsedIp | n
     const hop = parseIp(hops[i]!);
     if (!hop) break; // garbage: trust nothing further left
     client = hop;
-    if (!trusted(hop, proxies)) break;
+    if (!isTrusted(hop, proxies)) break;
   }
   return client;
 }

@@ -5,6 +5,19 @@ import { insideReal } from "../storage/data-dir.ts";
 import { fileInfo } from "../storage/file-info.ts";
 import { ApiError } from "./errors.ts";
 
+const bytes = { "*/*": { schema: { type: "string" as const, contentMediaType: "application/octet-stream" } } };
+const fileHeaders = {
+  ETag: { description: "Strong validator; send it back in If-None-Match.", schema: { type: "string" as const } },
+  "Content-Disposition": { description: "`attachment` with the file name.", schema: { type: "string" as const } },
+};
+
+/** How a download answers, for the OpenAPI document (errors are added by each route). */
+export const DOWNLOAD_ANSWERS = {
+  200: { description: "The file's bytes; Content-Type from the stored type when it is safe to serve, with nosniff.", headers: fileHeaders, content: bytes },
+  206: { description: "The requested byte range (one `bytes=` range).", headers: fileHeaders, content: bytes },
+  304: { description: "If-None-Match matched the ETag." },
+};
+
 export type Download = {
   dataDir: string;
   filepath: string;

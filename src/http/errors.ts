@@ -3,9 +3,10 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { isDatabaseUnavailable } from "../db/errors.ts";
+import { Refusal, type RefusalKind } from "../domain/errors.ts";
 import { StorageFailedError, StorageFullError } from "../storage/errors.ts";
 
-/** A client-visible failure: its message is the stable error text of API.md. */
+/** A client-visible failure: its message is the stable error text of docs/API.md "Errors". */
 export class ApiError extends Error {
   constructor(
     readonly status: ContentfulStatusCode,
@@ -27,13 +28,22 @@ export function errorResponse(c: Context, err: ApiError): Response {
   return c.json({ error: err.message }, err.status);
 }
 
+/** The status each kind of domain refusal is answered with. */
+const REFUSAL_STATUS: Record<RefusalKind, ContentfulStatusCode> = {
+  invalid: 400,
+  forbidden: 403,
+  "not-found": 404,
+  conflict: 409,
+  "too-large": 413,
+};
+
 type Logger = (line: Record<string, unknown>) => void;
 
 /** Seconds a client should wait before retrying after a 503 (the database or disk may be back by then). */
 export const RETRY_AFTER_SECONDS = "2";
 
 /**
- * Faults of the database or the data directory as the API's answers (API.md §1): nothing was
+ * Faults of the database or the data directory as the API's answers (docs/API.md "Errors"): nothing was
  * committed in either case, so the client may retry. Null for anything else.
  */
 export function faultError(err: unknown): ApiError | null {
@@ -44,10 +54,11 @@ export function faultError(err: unknown): ApiError | null {
   return null;
 }
 
-/** app.onError: ApiError and framework errors keep their status; faults are 503/507; anything else is a logged 500. */
+/** app.onError: ApiError and framework errors keep their status, refusals get theirs; faults are 503/507; anything else is a logged 500. */
 export function makeErrorHandler(log: Logger) {
   return (err: Error, c: Context): Response => {
     if (err instanceof ApiError) return errorResponse(c, err);
+    if (err instanceof Refusal) return errorResponse(c, new ApiError(REFUSAL_STATUS[err.kind], err.message));
     const fault = faultError(err);
     if (fault) {
       log({ level: "warn", msg: "request failed on a fault", status: fault.status, error: String(err?.message ?? err), path: c.req.path });

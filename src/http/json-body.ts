@@ -1,6 +1,8 @@
-// Reads JSON request bodies with a byte cap enforced while streaming, then hands them to zValidator.
+// Reads JSON request bodies with a byte cap enforced while streaming, then hands them to the route's validator.
 import type { MiddlewareHandler } from "hono";
+import type { ZodType } from "zod";
 import { ApiError } from "./errors.ts";
+import { refuseInvalid } from "./validation.ts";
 
 const JSON_TYPE = /^application\/json\s*(;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
 /** No body of this API nests deeper than 3; JSON.parse of a deep `[[[[…` blocks the event loop for seconds. */
@@ -32,20 +34,34 @@ export class JsonDepthGuard {
   }
 }
 
+export type JsonBodyOptions = {
+  maxBytes: number;
+  /** The 413 text of this route. */
+  tooLarge: string;
+  /** The route's path parameters: checked first, so a bad id is answered before any body byte is read. */
+  params?: ZodType;
+};
+
 /**
- * Reads at most `maxBytes` of the body (413 `tooLarge` beyond, without buffering the rest),
- * requires a JSON content type (415), and caches the text where c.req.json() finds it.
+ * Route middleware in front of the JSON validator: requires a JSON content type (415), reads at
+ * most `maxBytes` while the body streams in (413 beyond, without buffering the rest), refuses deep
+ * nesting and invalid UTF-8, and hands the text on as the request's body (Hono's public
+ * `c.req.raw`, the way its own bodyLimit does), so the validator parses what was read here.
  */
-export function boundedJsonBody(maxBytes: number, tooLarge: string): MiddlewareHandler {
+export function boundedJsonBody(opts: JsonBodyOptions): MiddlewareHandler {
   return async (c, next) => {
+    if (opts.params) refuseInvalid(opts.params.safeParse(c.req.param()));
     const type = c.req.header("content-type") ?? "";
     if (!JSON_TYPE.test(type.trim())) throw new ApiError(415, "content type must be application/json");
     const declared = c.req.header("content-length");
-    if (declared !== undefined && Number(declared) > maxBytes) throw new ApiError(413, tooLarge);
-    const text = await readCapped(c.req.raw, maxBytes, tooLarge);
+    if (declared !== undefined && Number(declared) > opts.maxBytes) throw new ApiError(413, opts.tooLarge);
+    const raw = c.req.raw;
+    const text = await readCapped(raw, opts.maxBytes, opts.tooLarge);
     if (text.trim() === "") throw new ApiError(400, "request body must be a JSON object");
-    // hono's HonoRequest keeps parsed bodies in bodyCache; zValidator("json") reads from it.
-    (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
+    const headers = new Headers(raw.headers);
+    headers.set("content-type", "application/json"); // the one spelling every JSON validator accepts
+    headers.delete("content-length");
+    c.req.raw = new Request(raw.url, { method: raw.method, headers, body: text, signal: raw.signal });
     await next();
   };
 }

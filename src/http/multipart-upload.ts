@@ -2,22 +2,14 @@
 import busboy from "busboy";
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
+import type { FilePart } from "../messages/attachments.ts";
 import { ApiError } from "./errors.ts";
-
-export type FilePart = {
-  /** The part's filename exactly as sent (no path stripping: "a/b" stays "a/b" and is refused). */
-  filename: string;
-  /** The part's media type (type/subtype); RFC 7578's default text/plain when the header is absent. */
-  mimeType: string;
-  /** Ends at the part's boundary; throws (never hangs) if the body breaks off or the upload is abandoned. */
-  stream: AsyncIterable<Uint8Array>;
-};
 
 const MULTIPART = /^multipart\/form-data\s*;/i;
 
 /**
  * busboy's `files` counts every file part, so it is as wide as `parts`: other file parts are
- * drained here and only the parts limit bounds them (PITFALLS.md 54).
+ * drained here and only the parts limit bounds them.
  */
 const LIMITS = { parts: 40, files: 40, fields: 20, fieldSize: 64 * 1024, headerPairs: 40 };
 
@@ -27,7 +19,7 @@ const interrupted = () => new ApiError(400, "upload interrupted");
 const FINISHED = new Error("upload finished");
 
 // Catches errors a stream emits after we stopped listening (busboy destroys parts with its own
-// error; a late one without a listener would stop the process, PITFALLS.md 52).
+// error; a late one without a listener would stop the process).
 const ignore = () => {};
 
 /**

@@ -1,10 +1,18 @@
-// Per-client-IP token bucket (sustained rate, burst), plugged into hono-rate-limiter as its store.
-import { rateLimiter, type Store } from "hono-rate-limiter";
-import type { MiddlewareHandler } from "hono";
-import type { CidrRange } from "../lib/ip.ts";
-import { rateLimitKey } from "../lib/ip.ts";
+// Per-client-IP token bucket (sustained rate, burst) plugged into hono-rate-limiter as its store, and
+// the RateLimit-Limit / -Remaining / -Reset headers (IETF draft 6) on every response of a limited route.
+import type { Context, MiddlewareHandler } from "hono";
+import { rateLimiter, type RateLimitInfo, type Store } from "hono-rate-limiter";
+import { BoundedMap } from "../lib/bounded-map.ts";
+import { rateLimitKey, trustedProxyList, type CidrRange } from "../lib/ip.ts";
 import { clientIp } from "./client-ip.ts";
 import type { AppEnv } from "./app-env.ts";
+
+declare module "hono" {
+  interface ContextVariableMap {
+    /** Left by hono-rate-limiter (its default requestPropertyName) before the route or the refusal runs. */
+    rateLimit: RateLimitInfo;
+  }
+}
 
 type Bucket = { tokens: number; at: number };
 
@@ -17,14 +25,16 @@ export const MAX_TRACKED_CLIENTS = 50_000;
  */
 export class TokenBucketStore implements Store<AppEnv> {
   readonly localKeys = true;
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets: BoundedMap<string, Bucket>;
 
   constructor(
     private readonly rate: number,
     private readonly burst: number,
-    private readonly maxKeys = MAX_TRACKED_CLIENTS,
+    maxKeys = MAX_TRACKED_CLIENTS,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.buckets = new BoundedMap(maxKeys);
+  }
 
   get size(): number {
     return this.buckets.size;
@@ -34,14 +44,9 @@ export class TokenBucketStore implements Store<AppEnv> {
     const now = this.now();
     const old = this.buckets.get(key);
     let tokens = old ? Math.min(this.burst, old.tokens + ((now - old.at) / 1000) * this.rate) : this.burst;
-    if (old) this.buckets.delete(key); // re-inserted below: Map order is least-recently-used first
     const allowed = tokens >= 1;
     if (allowed) tokens -= 1;
     this.buckets.set(key, { tokens, at: now });
-    if (this.buckets.size > this.maxKeys) {
-      const oldest = this.buckets.keys().next().value;
-      if (oldest !== undefined) this.buckets.delete(oldest);
-    }
     const waitMs = allowed ? ((this.burst - tokens) / this.rate) * 1000 : ((1 - tokens) / this.rate) * 1000;
     return {
       totalHits: allowed ? Math.ceil(this.burst - tokens) : this.burst + 1,
@@ -65,22 +70,49 @@ export class TokenBucketStore implements Store<AppEnv> {
 
 export type RateLimitOptions = { rate: number; burst: number; trustedProxies: CidrRange[]; onLimited?: () => void };
 
+const secondsUntil = (time: Date | undefined) => (time ? Math.max(0, Math.ceil((time.getTime() - Date.now()) / 1000)) : 0);
+
+function setRateLimitHeaders(c: Context<AppEnv>, policy: string): void {
+  const info = c.var.rateLimit;
+  c.header("RateLimit-Limit", String(info.limit));
+  c.header("RateLimit-Remaining", String(info.remaining));
+  c.header("RateLimit-Reset", String(secondsUntil(info.resetTime)));
+  c.header("RateLimit-Policy", policy);
+}
+
 export function rateLimit(opts: RateLimitOptions & { store?: TokenBucketStore }): MiddlewareHandler<AppEnv> {
   const store = opts.store ?? new TokenBucketStore(opts.rate, opts.burst);
-  return rateLimiter<AppEnv>({
-    windowMs: Math.ceil((opts.burst / opts.rate) * 1000),
+  const proxies = trustedProxyList(opts.trustedProxies);
+  const windowMs = Math.ceil((opts.burst / opts.rate) * 1000);
+  const policy = `${opts.burst};w=${Math.ceil(windowMs / 1000)}`;
+  const limiter = rateLimiter<AppEnv>({
+    windowMs,
     limit: opts.burst,
-    standardHeaders: "draft-6",
+    // The headers are ours: the library's draft-6 code leaves RateLimit-Reset out whenever it rounds
+    // to 0 s, and never reaches a response a handler builds itself (downloads).
+    standardHeaders: false,
     store,
     keyGenerator: (c) => {
-      const ip = clientIp(c, opts.trustedProxies);
+      const ip = clientIp(c, proxies);
       const key = ip ? rateLimitKey(ip) : "unknown-peer";
       c.set("clientIp", key);
       return key;
     },
     handler: (c) => {
       opts.onLimited?.();
+      setRateLimitHeaders(c, policy);
+      c.header("Retry-After", String(Math.max(1, secondsUntil(c.var.rateLimit.resetTime))));
       return c.json({ error: "rate limit exceeded" }, 429);
     },
   });
+  return async (c, next) => {
+    const refused = await limiter(c, async () => {
+      // Set before the route runs, so c.json() answers and app.onError's take them as they are built.
+      setRateLimitHeaders(c, policy);
+      await next();
+    });
+    if (refused) return refused;
+    // A response the handler built itself (a download) did not take them.
+    if (!c.res.headers.has("RateLimit-Limit")) setRateLimitHeaders(c, policy);
+  };
 }

@@ -1,18 +1,18 @@
-// The one validation hook: zod failures become 400 {"error": <the first issue's message>}.
-import { zValidator } from "@hono/zod-validator";
-import type { ValidationTargets } from "hono";
-import type { ZodType } from "zod";
+// The one validation hook: a schema's first issue becomes the API's {"error": …} answer.
+import type { z } from "zod";
 import { ApiError } from "./errors.ts";
 
-/** zValidator with our error shape. Schemas carry the client-facing text in their issue messages. */
-export function validate<T extends ZodType, Target extends keyof ValidationTargets>(target: Target, schema: T) {
-  return zValidator(target, schema, (result) => {
-    if (!result.success) {
-      const issue = result.error.issues[0];
-      if (!issue || issue.path.length === 0) {
-        throw new ApiError(400, target === "json" ? "request body must be a JSON object" : "invalid request");
-      }
-      throw new ApiError(400, issue.message);
-    }
-  });
+type Outcome = { success: true } | { success: false; error: z.ZodError; target?: string };
+
+/**
+ * The contract's schemas carry the client-facing text in their issue messages, and a status in
+ * an issue's params where it is not 400 (an id too large to exist is 404). Used as OpenAPIHono's
+ * defaultHook, so every route validates the same way.
+ */
+export function refuseInvalid(result: Outcome): void {
+  if (result.success) return;
+  const issue = result.error.issues[0];
+  if (!issue) throw new ApiError(400, "invalid request");
+  const status = issue.code === "custom" && issue.params?.status === 404 ? 404 : 400;
+  throw new ApiError(status, issue.message);
 }

@@ -1,4 +1,5 @@
 // Caches positive identity answers for a while and lets concurrent look-ups of one address share a request.
+import { BoundedMap } from "../lib/bounded-map.ts";
 import type { IdentityAnswer, IdentityService } from "./identity-service.ts";
 
 export type IdentityCacheStats = { hits: number; misses: number };
@@ -10,7 +11,7 @@ const MAX_ENTRIES = 100_000;
 export function cachedIdentityService(inner: IdentityService, ttlSeconds: number, now: () => number = Date.now): CachedIdentityService {
   // Keyed by the address exactly as the token spells it: folding here in JavaScript could merge two
   // addresses PostgreSQL keeps apart (docs/design/address-case.md); another spelling is one more look-up.
-  const cache = new Map<string, number>(); // address → expiry (ms)
+  const cache = new BoundedMap<string, number>(MAX_ENTRIES); // address → expiry (ms)
   const inflight = new Map<string, Promise<IdentityAnswer>>();
   const stats: IdentityCacheStats = { hits: 0, misses: 0 };
 
@@ -38,10 +39,6 @@ export function cachedIdentityService(inner: IdentityService, ttlSeconds: number
         .then((answer) => {
           // Only "accepting" is cached: a refusal or an outage is asked again next time.
           if (answer === "accepting" && ttlSeconds > 0) {
-            if (cache.size >= MAX_ENTRIES) {
-              const oldest = cache.keys().next().value;
-              if (oldest !== undefined) cache.delete(oldest);
-            }
             cache.set(key, now() + ttlSeconds * 1000);
           }
           return answer;

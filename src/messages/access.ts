@@ -1,8 +1,8 @@
-// The authorisation rules of API.md §6 as checks that throw the route's error.
-import { ApiError } from "../http/errors.ts";
+// Who may read, change, send or add to a message, as checks that throw the route's error.
+import { conflict, forbidden, notFound } from "../domain/errors.ts";
 import type { MessageHead } from "../db/messages.ts";
 
-export const notFound = () => new ApiError(404, "message not found");
+export const messageNotFound = () => notFound("message not found");
 
 /**
  * An owner-only write on a draft: 404, the route's owner text, then its sent-message text. Ownership
@@ -10,10 +10,10 @@ export const notFound = () => new ApiError(404, "message not found");
  */
 export function requireOwnedDraft(
   head: MessageHead | null,
-  texts: { notOwner: string; sent: string; sentStatus?: 403 | 409 },
+  texts: { notOwner: string; sent: string; sentIsConflict?: boolean },
 ): MessageHead {
-  if (!head) throw notFound();
-  if (!head.is_owner) throw new ApiError(403, texts.notOwner);
-  if (head.time_sent !== null) throw new ApiError(texts.sentStatus ?? 403, texts.sent);
+  if (!head) throw messageNotFound();
+  if (!head.is_owner) throw forbidden(texts.notOwner);
+  if (head.time_sent !== null) throw texts.sentIsConflict ? conflict(texts.sent) : forbidden(texts.sent);
   return head;
 }

@@ -2,34 +2,32 @@
 import { addToCheck, lockMessage, participation } from "../db/messages.ts";
 import { insertBatch, insertBatchRecipients, insertNotifyRows, pendingBatch } from "../db/drafts.ts";
 import { resolveLocalRecipients } from "../delivery/local-delivery.ts";
-import { ApiError } from "../http/errors.ts";
-import { MAX_RECIPIENTS } from "../http/message-input.ts";
-import { notFound } from "./access.ts";
+import { forbidden, invalid } from "../domain/errors.ts";
+import { MAX_ADD_TO_TOTAL, MAX_RECIPIENTS } from "../domain/limits.ts";
+import { messageNotFound } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 
 const NOT_PARTICIPANT = "only existing participants may add recipients";
-/** The documented total of add-to recipients per message, over all its batches (API.md §2). */
-export const MAX_ADD_TO_TOTAL = 1000;
 
 export async function addRecipients(deps: MessageDeps, identity: string, id: number, addresses: string[]): Promise<number> {
   const sent = await deps.sql.begin(async (tx) => {
     // Locking the message serialises add-tos, so the duplicate and total checks below cannot be raced.
     const head = await lockMessage(tx, id, identity);
-    if (!head) throw notFound();
+    if (!head) throw messageNotFound();
     // A draft exists only for its owner; on a sent message its `to` recipients may add too.
     const allowed = head.is_owner || (head.time_sent !== null && (await participation(tx, id, identity)).to);
-    if (!allowed) throw new ApiError(403, NOT_PARTICIPANT);
+    if (!allowed) throw forbidden(NOT_PARTICIPANT);
     // PostgreSQL's lower() decides what counts as the same address (docs/design/address-case.md).
     const { repeated, total } = await addToCheck(tx, id, addresses);
-    if (repeated !== null) throw new ApiError(400, `duplicate recipient: ${repeated}`);
+    if (repeated !== null) throw invalid(`duplicate recipient: ${repeated}`);
     if (total + addresses.length > MAX_ADD_TO_TOTAL) {
-      throw new ApiError(400, `a message holds at most ${MAX_ADD_TO_TOTAL} add-to recipients`);
+      throw invalid(`a message holds at most ${MAX_ADD_TO_TOTAL} add-to recipients`);
     }
 
     if (head.time_sent === null) {
       const pending = await pendingBatch(tx, id);
       if ((pending?.count ?? 0) + addresses.length > MAX_RECIPIENTS) {
-        throw new ApiError(400, `add_to list must hold at most ${MAX_RECIPIENTS} addresses`);
+        throw invalid(`add_to list must hold at most ${MAX_RECIPIENTS} addresses`);
       }
       const batch = pending?.id ?? (await insertBatch(tx, id, head.from_addr, null));
       await insertBatchRecipients(tx, id, batch, addresses);
@@ -41,7 +39,7 @@ export async function addRecipients(deps: MessageDeps, identity: string, id: num
     return true;
   });
   if (sent) {
-    deps.announce?.(addresses);
+    await deps.wake(addresses);
     await resolveLocalRecipients(deps, id);
   }
   return addresses.length;

@@ -13,20 +13,29 @@ import {
 } from "../db/attachments.ts";
 import { mayHaveCommitted } from "../db/errors.ts";
 import { findMessageHead, lockMessage } from "../db/messages.ts";
-import { ApiError } from "../http/errors.ts";
-import type { FilePart } from "../http/multipart-upload.ts";
+import { invalid, notFound, tooLarge } from "../domain/errors.ts";
+import { MAX_ATTACHMENTS } from "../domain/limits.ts";
 import { removeOwnFile, SizeLimitError, stageFile, writeWithRow } from "../storage/atomic-file.ts";
 import { attachmentDir, folderOfDraft } from "../storage/data-dir.ts";
 import { requireOwnedDraft } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 
-export const MAX_ATTACHMENTS = 255;
 const ATTACH_TOO_LARGE = "attachment exceeds maximum size";
 const TOTAL_TOO_LARGE = "total message size exceeds limit";
 const UPLOAD_TEXTS = { notOwner: "only the owner may upload attachments", sent: "attachments cannot be added to a sent message" };
 const DELETE_TEXTS = { notOwner: "only the owner may delete attachments", sent: "attachments of a sent message cannot be deleted" };
 
-export const invalidFilename = () => new ApiError(400, "invalid filename");
+/** One uploaded file as the transport hands it over. */
+export type FilePart = {
+  /** The part's filename exactly as sent (no path stripping: "a/b" stays "a/b" and is refused). */
+  filename: string;
+  /** The part's media type (type/subtype); RFC 7578's default text/plain when the header is absent. */
+  mimeType: string;
+  /** Ends at the part's boundary; throws (never hangs) if the body breaks off or the upload is abandoned. */
+  stream: AsyncIterable<Uint8Array>;
+};
+
+export const invalidFilename = () => invalid("invalid filename");
 
 /** Owner and draft checks before a single byte of the upload is read; the draft's attach/ folder. */
 export async function checkUploadAllowed(deps: MessageDeps, identity: string, id: number): Promise<string> {
@@ -61,7 +70,7 @@ export async function uploadAttachment(
   try {
     staged = await stageFile(dir, filename, part.stream, limit);
   } catch (err) {
-    if (err instanceof SizeLimitError) throw new ApiError(413, limit === deps.maxAttachBytes ? ATTACH_TOO_LARGE : TOTAL_TOO_LARGE);
+    if (err instanceof SizeLimitError) throw tooLarge(limit === deps.maxAttachBytes ? ATTACH_TOO_LARGE : TOTAL_TOO_LARGE);
     throw err;
   }
 
@@ -70,8 +79,8 @@ export async function uploadAttachment(
     deps.sql.begin(async (tx) => {
       requireOwnedDraft(await lockMessage(tx, id, identity), UPLOAD_TEXTS);
       const others = await attachmentTotals(tx, id, filename);
-      if (others.count >= MAX_ATTACHMENTS) throw new ApiError(400, `a message holds at most ${MAX_ATTACHMENTS} attachments`);
-      if ((await bodySize(tx, id)) + others.bytes + size > deps.maxMsgBytes) throw new ApiError(413, TOTAL_TOO_LARGE);
+      if (others.count >= MAX_ATTACHMENTS) throw invalid(`a message holds at most ${MAX_ATTACHMENTS} attachments`);
+      if ((await bodySize(tx, id)) + others.bytes + size > deps.maxMsgBytes) throw tooLarge(TOTAL_TOO_LARGE);
       const old = await findAttachment(tx, id, filename);
       const filepath = await place(old?.filepath ?? null);
       const row = { type, filename, size, filepath };
@@ -92,7 +101,7 @@ export async function removeAttachment(deps: MessageDeps, identity: string, id: 
   const gone = await deps.sql.begin(async (tx) => {
     requireOwnedDraft(await lockMessage(tx, id, identity), DELETE_TEXTS);
     const found = await findAttachment(tx, id, filename);
-    if (!found) throw new ApiError(404, "attachment not found");
+    if (!found) throw notFound("attachment not found");
     return deleteAttachment(tx, id, found.filename);
   });
   // The row is gone and committed: nothing points to the file any more.

@@ -17,8 +17,8 @@ import {
 } from "../db/drafts.ts";
 import { mayHaveCommitted } from "../db/errors.ts";
 import type { Tx } from "../db/pool.ts";
-import { ApiError } from "../http/errors.ts";
-import type { MessageInput } from "../http/message-input.ts";
+import { forbidden, invalid, tooLarge } from "../domain/errors.ts";
+import type { MessageInput } from "../contract/requests.ts";
 import { removeTree, stageFile, writeWithRow } from "../storage/atomic-file.ts";
 import { bodyName, folderOfDraft, messageDir } from "../storage/data-dir.ts";
 import { requireOwnedDraft } from "./access.ts";
@@ -31,13 +31,13 @@ const TOTAL_TOO_LARGE = "total message size exceeds limit";
 /** Rules both create and update apply before touching any file. */
 async function checkInput(deps: MessageDeps, identity: string, input: MessageInput): Promise<Uint8Array> {
   const names = await compareAddresses(deps.sql, input.from, identity, [...input.to, ...input.add_to]);
-  if (names.duplicate !== null) throw new ApiError(400, `duplicate recipient: ${names.duplicate}`);
-  if (!names.fromIsIdentity) throw new ApiError(403, "from address must match authenticated user");
+  if (names.duplicate !== null) throw invalid(`duplicate recipient: ${names.duplicate}`);
+  if (!names.fromIsIdentity) throw forbidden("from address must match authenticated user");
   if (deps.domain !== null && domainOf(input.from) !== deps.domain.toLowerCase()) {
-    throw new ApiError(403, `from address must be on ${deps.domain}`);
+    throw forbidden(`from address must be on ${deps.domain}`);
   }
   const body = Buffer.from(input.data, "utf8");
-  if (body.byteLength > deps.maxDataBytes) throw new ApiError(413, DATA_TOO_LARGE);
+  if (body.byteLength > deps.maxDataBytes) throw tooLarge(DATA_TOO_LARGE);
   if (input.pid !== null) await checkParent(deps, identity, input.pid);
   return body;
 }
@@ -46,7 +46,7 @@ async function checkInput(deps: MessageDeps, identity: string, input: MessageInp
 async function checkParent(deps: MessageDeps, identity: string, pid: number): Promise<void> {
   const parent = await findMessage(deps.sql, pid, identity);
   const visible = parent !== null && parent.time_sent !== null && isParticipant(parent);
-  if (!visible) throw new ApiError(400, `PID ${pid} not found`);
+  if (!visible) throw invalid(`PID ${pid} not found`);
 }
 
 function draftFields(input: MessageInput, body: { size: number; filepath: string }): DraftFields {
@@ -107,7 +107,7 @@ export async function replaceDraft(deps: MessageDeps, identity: string, id: numb
       // Decided again under the row lock: a concurrent send or delete wins cleanly.
       const head = requireOwnedDraft(await lockMessage(tx, id, identity), UPDATE_TEXTS);
       const totals = await attachmentTotals(tx, id);
-      if (body.size + totals.bytes > deps.maxMsgBytes) throw new ApiError(413, TOTAL_TOO_LARGE);
+      if (body.size + totals.bytes > deps.maxMsgBytes) throw tooLarge(TOTAL_TOO_LARGE);
       const filepath = await place(head.filepath);
       await updateDraft(tx, id, draftFields(input, { size: body.size, filepath }));
       await deleteRecipients(tx, id);

@@ -1,4 +1,5 @@
 // What the message use cases need from the outside world, passed in (tests give real ones).
+import type { Wake } from "../db/open-database.ts";
 import type { Sql } from "../db/pool.ts";
 import type { IdentityService } from "../identity/identity-service.ts";
 
@@ -11,11 +12,7 @@ export type MessageDeps = {
   maxDataBytes: number;
   maxAttachBytes: number;
   maxMsgBytes: number;
-  /**
-   * Called after a commit that made messages visible to these addresses. With PostgreSQL the
-   * LISTEN connection hears the triggers anyway; the embedded database has no cross-connection
-   * NOTIFY, so there this feeds the waiters directly. Null when the listener covers it.
-   */
-  announce: ((addresses: string[]) => void) | null;
+  /** Called after a commit that made messages visible to these addresses (see Wake). */
+  wake: Wake;
   log: (line: Record<string, unknown>) => void;
 };

@@ -1,9 +1,10 @@
-// Reading messages as a participant: visibility rules of API.md §6 and the §5 JSON with real sizes.
-import { attachmentIsCompressed, messageJson, type MessageJson, type StoredMessage } from "../domain/message-json.ts";
+// Reading messages as a participant: who may see what (docs/API.md §5) and the message JSON with real sizes.
+import type { MessageJson } from "../contract/responses.ts";
+import { attachmentIsCompressed, messageJson, type StoredMessage } from "../domain/message-json.ts";
 import { findMessage, listInbox, type InboxPage, type Role } from "../db/messages.ts";
-import { ApiError } from "../http/errors.ts";
+import { forbidden } from "../domain/errors.ts";
 import { fileSize } from "../storage/file-info.ts";
-import { notFound } from "./access.ts";
+import { messageNotFound } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 
 /** Owner, or recipient (`to` or add-to); the flags come from findMessage, where SQL decided them. */
@@ -14,9 +15,9 @@ export function isParticipant(role: Role): boolean {
 /** A message the identity may read: owner, or recipient of a sent message (drafts are the owner's alone). */
 export async function visibleMessage(deps: Pick<MessageDeps, "sql">, identity: string, id: number): Promise<StoredMessage> {
   const m = await findMessage(deps.sql, id, identity);
-  if (!m) throw notFound();
+  if (!m) throw messageNotFound();
   if (m.is_owner || (m.time_sent !== null && isParticipant(m))) return m;
-  throw new ApiError(403, "access denied");
+  throw forbidden("access denied");
 }
 
 /** The §5 object; parts fmsgd stored decompressed report the length of the file actually served. */

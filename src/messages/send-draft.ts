@@ -5,7 +5,7 @@ import { resolveLocalRecipients } from "../delivery/local-delivery.ts";
 import { requireOwnedDraft } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 
-const SEND_TEXTS = { notOwner: "only the owner may send a message", sent: "message already sent", sentStatus: 409 as const };
+const SEND_TEXTS = { notOwner: "only the owner may send a message", sent: "message already sent", sentIsConflict: true };
 
 export async function sendDraft(deps: MessageDeps, identity: string, id: number): Promise<number> {
   const time = await deps.sql.begin(async (tx) => {
@@ -16,15 +16,8 @@ export async function sendDraft(deps: MessageDeps, identity: string, id: number)
     for (const batch of await stampBatches(tx, id, sentAt)) await insertNotifyRows(tx, id, batch, deps.domain);
     return sentAt;
   });
-  if (deps.announce) {
-    // The send has committed: a failed look-up here must not turn it into an error for the client.
-    // Waiters then find the mail at their timeout's end at worst (embedded mode only).
-    const recipients = await recipientsOf(deps.sql, id).catch((err: unknown) => {
-      deps.log({ level: "error", msg: "wake-up after send failed", id, error: String(err) });
-      return [];
-    });
-    deps.announce(recipients);
-  }
+  // A look-up, not a list: it runs only where no trigger's NOTIFY reaches the waiters (embedded).
+  await deps.wake(() => recipientsOf(deps.sql, id));
   await resolveLocalRecipients(deps, id);
   return time;
 }

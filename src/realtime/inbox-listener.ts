@@ -2,22 +2,22 @@
 import { notify, type Sql } from "../db/pool.ts";
 import type { InboxWaiters } from "./inbox-waiters.ts";
 
-/** Channels raised by the triggers of DATABASE.md whose payload is "<msg_id>,<addr>". */
+/** Channels raised by the triggers of sql/001_fmsgd.sql (fmsgd's own), payload "<msg_id>,<addr>". */
 export const INBOX_CHANNELS = ["new_msg", "recipients_added"] as const;
-/** Raised when a recipient's delivery is recorded; heard now, consumed by the WebSocket later. */
-export const DELIVERY_CHANNEL = "delivered";
 const HEARTBEAT_CHANNEL = "fmsg_api_heartbeat";
 
 export type ListenerStatus = { connected(): boolean };
 
 export type InboxListener = ListenerStatus & { stop(): Promise<void> };
 
+/** What the listener drives: the waiters' wake-ups, and the hook that tells it a re-check failed. */
+export type WakeTarget = Pick<InboxWaiters, "wake" | "wakeAll" | "onCheckFailed">;
+
 type Handle = { unlisten: () => Promise<void> };
 
 export type ListenerOptions = {
   /** How often the listener proves it still hears its own NOTIFY (ms). */
   heartbeatMs?: number;
-  onDelivered?: (msgId: number, address: string) => void;
   log?: (line: Record<string, unknown>) => void;
 };
 
@@ -43,7 +43,7 @@ const HEARD_WITHIN_MS = 1000;
  * answers again, so a lost NOTIFY's mail is found now), and stops only when it hears its heartbeat
  * again (LISTEN is back; one last re-check covers what was committed just before).
  */
-export async function startInboxListener(sql: Sql, waiters: InboxWaiters, opts: ListenerOptions = {}): Promise<InboxListener> {
+export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: ListenerOptions = {}): Promise<InboxListener> {
   const log = opts.log ?? (() => {});
   const heartbeatMs = opts.heartbeatMs ?? 2000;
   const handles: Handle[] = [];
@@ -58,7 +58,8 @@ export async function startInboxListener(sql: Sql, waiters: InboxWaiters, opts: 
   let unheardSince: number | null = null;
 
   const safely = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A) => {
-    // A throwing listener callback makes postgres.js skip its siblings (PITFALLS.md 10).
+    // A throwing listener callback makes postgres.js 3.4 skip the other listeners of the notification
+    // and can reject an unrelated query.
     try {
       fn(...args);
     } catch (err) {
@@ -68,10 +69,6 @@ export async function startInboxListener(sql: Sql, waiters: InboxWaiters, opts: 
   const onInbox = safely((payload: string) => {
     const addr = payloadAddress(payload);
     if (addr) waiters.wake([addr]);
-  });
-  const onDelivered = safely((payload: string) => {
-    const addr = payloadAddress(payload);
-    if (addr && opts.onDelivered) opts.onDelivered(Number(payload.slice(0, payload.indexOf(","))), addr);
   });
   const becomeUnsure = (why: string) => {
     if (!ready || stopped || unsure) return;
@@ -95,7 +92,6 @@ export async function startInboxListener(sql: Sql, waiters: InboxWaiters, opts: 
   });
 
   for (const ch of INBOX_CHANNELS) handles.push(await sql.listen(ch, onInbox, onListen));
-  handles.push(await sql.listen(DELIVERY_CHANNEL, onDelivered));
   handles.push(await sql.listen(HEARTBEAT_CHANNEL, onHeartbeat));
   ready = true;
   connected = true;

@@ -111,7 +111,7 @@ export function finalPathFor(file: Pick<StagedFile, "dir" | "name">, current: st
 }
 
 /**
- * The one write protocol for a row that points at a file (DATABASE.md "Data directory").
+ * The one write protocol for a row that points at a file (docs/design/file-writes.md).
  * `dbWork` runs the transaction; under its row lock it calls `place(current)` with the path the
  * committed row uses now (null for a new row), which renames the staged file to a path that no
  * committed row uses, fsyncs the folder and returns that path for the row. So at every instant the
@@ -143,7 +143,8 @@ export async function writeWithRow<T>(
       return target;
     });
     crashPoint(operation, "committed");
-    if (previous !== null && previous !== placed) await removeOwnFile(dataDir, previous);
+    // finalPathFor never picks the path the row used before, so that file is nobody's now.
+    if (previous !== null) await removeOwnFile(dataDir, previous);
     return result;
   } catch (err) {
     // A COMMIT lost with its connection may have happened: then the row points at the placed file,

@@ -1,4 +1,4 @@
-// Configuration (API.md §9): loadConfig's rules and errors, the JWT secret, .env parsing, and the
+// Configuration (README "Configuration"): loadConfig's rules and errors, the JWT secret, .env parsing, and the
 // real process: a bad configuration is one stderr line naming the variable and exit code 1.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -120,6 +120,41 @@ describe("loadConfig: configured mode", () => {
   test("FMSG_DOMAIN must be a domain", () => {
     expect(loadConfig({ ...BASE, FMSG_DOMAIN: "example.com" }).domain).toBe("example.com");
     expect(configError({ ...BASE, FMSG_DOMAIN: "not a domain" }).message).toContain("FMSG_DOMAIN");
+  });
+});
+
+describe("FMSG_CORS_ORIGINS", () => {
+  test("empty by default: no CORS at all", () => {
+    expect(loadConfig(BASE).corsOrigins).toEqual([]);
+    expect(loadConfig({ ...BASE, FMSG_CORS_ORIGINS: " " }).corsOrigins).toEqual([]);
+  });
+
+  test("origins, comma-separated, as a browser spells them in Origin", () => {
+    const c = loadConfig({ ...BASE, FMSG_CORS_ORIGINS: "https://app.example.com, http://localhost:5173,HTTPS://Web.Example.org:443, http://[::1]:8080" });
+    expect(c.corsOrigins).toEqual(["https://app.example.com", "http://localhost:5173", "https://web.example.org", "http://[::1]:8080"]);
+  });
+
+  test('"*" alone allows any origin; beside other origins it is an error', () => {
+    expect(loadConfig({ ...BASE, FMSG_CORS_ORIGINS: "*" }).corsOrigins).toEqual(["*"]);
+    expect(configError({ ...BASE, FMSG_CORS_ORIGINS: "*, https://app.example.com" }).message).toContain("FMSG_CORS_ORIGINS");
+  });
+
+  test.each([
+    "app.example.com",
+    "https://app.example.com/",
+    "https://app.example.com/path",
+    "https://app.example.com?x=1",
+    "https://app.example.com#top",
+    "https://user@app.example.com",
+    "ftp://app.example.com",
+    "null",
+    "https://",
+    "https://app.example.com:99999",
+    "https://app.example.com, nope",
+  ])("%p is a startup error naming the variable and the value", (bad) => {
+    const message = configError({ ...BASE, FMSG_CORS_ORIGINS: bad }).message;
+    expect(message).toContain("FMSG_CORS_ORIGINS");
+    expect(message).toContain(bad.split(", ").at(-1)!);
   });
 });
 

@@ -1,4 +1,4 @@
-// Address rules of API.md §2: what fmsgd accepts, and the case-insensitive helpers.
+// Address rules (docs/API.md "Limits"): what fmsgd accepts, and the case-insensitive helpers.
 import { describe, expect, test } from "bun:test";
 import { domainOf, isValidAddress, parseAddress } from "../../src/domain/address.ts";
 

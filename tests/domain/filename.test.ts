@@ -1,6 +1,6 @@
-// Attachment file names (API.md §2), their uniqueness key, and the Content-Disposition they are served with.
+// Attachment file names (docs/API.md §3) and the Content-Disposition they are served with.
 import { describe, expect, test } from "bun:test";
-import { contentDisposition, filenameKey, isValidFilename } from "../../src/domain/filename.ts";
+import { contentDisposition, isValidFilename } from "../../src/domain/filename.ts";
 
 describe("isValidFilename accepts", () => {
   const valid: string[][] = [
@@ -81,14 +81,6 @@ describe("isValidFilename refuses", () => {
   test("255 bytes is the maximum, counted in UTF-8", () => {
     expect(isValidFilename("用".repeat(85))).toBe(true); // 255 bytes
     expect(isValidFilename("用".repeat(85) + "a")).toBe(false); // 256 bytes
-  });
-});
-
-describe("filenameKey", () => {
-  test("is case-insensitive", () => {
-    expect(filenameKey("Report.PDF")).toBe(filenameKey("report.pdf"));
-    expect(filenameKey("ÉTÉ.txt")).toBe("été.txt");
-    expect(filenameKey("a.pdf")).not.toBe(filenameKey("b.pdf"));
   });
 });
 

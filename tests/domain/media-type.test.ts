@@ -3,7 +3,6 @@ import { describe, expect, test } from "bun:test";
 import {
   bodyExtension,
   downloadContentType,
-  isTextType,
   isValidMediaType,
   parseMediaType,
   typeFromFilename,
@@ -205,21 +204,5 @@ describe("downloadContentType", () => {
   ];
   test.each(table)("%p → %p", (type, served) => {
     expect(downloadContentType(type)).toBe(served);
-  });
-});
-
-describe("isTextType", () => {
-  const table: Array<[string, boolean]> = [
-    ["text/plain", true],
-    ["TEXT/Markdown; charset=utf-8", true],
-    ["text/html", true],
-    ["application/json", false],
-    ["image/png", false],
-    ["text/", false],
-    ["textual/plain", false],
-    ["", false],
-  ];
-  test.each(table)("%p → %p", (type, expected) => {
-    expect(isTextType(type)).toBe(expected);
   });
 });

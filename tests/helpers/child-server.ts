@@ -2,6 +2,7 @@
 // need to see that it survives what would take a process down.
 import { join } from "node:path";
 import { readLines } from "../../bench/lib/util.ts";
+import { unwatchServer, watchServer } from "./contract-check.ts";
 import { TEST_SECRET } from "./server.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -85,6 +86,10 @@ export async function startChildServer(opts: ChildServerOptions): Promise<ChildS
       setTimeout(resolve, 50);
     });
   }
+  // The child serves the document it answers by; checking starts once it is read.
+  const document = await (await fetch(`${url}/openapi.json`)).json();
+  watchServer(url, document);
+  void exited.then(() => unwatchServer(url!)); // its port may serve something else later
   return {
     url,
     proc,

@@ -5,9 +5,10 @@ import { join } from "node:path";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { mintToken, signJwt } from "../../src/lib/jwt.ts";
 import { startServer, type RunningServer } from "../../src/server.ts";
-import { EMBEDDED_POOL_OPTIONS, migrateEmbeddedDatabase, startEmbeddedDatabase } from "../../src/db/embedded.ts";
+import { migrateEmbeddedDatabase } from "../../src/db/embedded.ts";
 import { schemaFingerprint } from "../../src/db/schema.ts";
-import type { DatabaseTarget } from "../../src/server.ts";
+import { EMBEDDED_DB_FOLDER } from "../../src/embedded-defaults.ts";
+import { unwatchServer, watchServer } from "./contract-check.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
 
 /**
@@ -68,20 +69,15 @@ export type TestServerOptions = {
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), "fmsg-test-data-"));
-  let db: TestDatabase;
-  let target: DatabaseTarget | undefined;
-  let closeEmbedded: (() => Promise<void>) | null = null;
-  if (EMBEDDED && !opts.database) {
-    await cp(await embeddedTemplate(), join(dataDir, "pglite"), { recursive: true });
-    const embedded = await startEmbeddedDatabase(join(dataDir, "pglite"));
-    closeEmbedded = () => embedded.close();
-    target = { url: embedded.url, ...EMBEDDED_POOL_OPTIONS, inProcessNotify: true };
-    db = { name: "embedded", url: embedded.url, sql: null as unknown as TestDatabase["sql"], drop: async () => {} };
-  } else {
-    db = opts.database ?? (await createTestDatabase());
-  }
-  const config = loadConfig({
-    DATABASE_URL: db.url,
+  // As in the app's own default, the embedded database is the data directory's pglite folder; it
+  // stays here when a test points FMSG_DATA_DIR elsewhere (a 1 MiB tmpfs could not hold it).
+  const embeddedDir = EMBEDDED && !opts.database ? join(dataDir, EMBEDDED_DB_FOLDER) : null;
+  if (embeddedDir) await cp(await embeddedTemplate(), embeddedDir, { recursive: true });
+  const db: TestDatabase = embeddedDir
+    ? { name: "embedded", url: "", sql: null as unknown as TestDatabase["sql"], drop: async () => {} }
+    : (opts.database ?? (await createTestDatabase()));
+  const loaded = loadConfig({
+    ...(embeddedDir ? {} : { DATABASE_URL: db.url }),
     FMSG_DATA_DIR: dataDir,
     FMSG_API_JWT_SECRET: TEST_SECRET,
     FMSG_ID_URL: opts.identityUrl ?? "builtin",
@@ -93,11 +89,17 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     FMSG_API_DB_POOL_SIZE: "4",
     ...opts.env,
   });
-  const server = await startServer(config, { log: opts.log ?? (() => {}), database: target, listenerHeartbeatMs: opts.heartbeatMs ?? 500,
+  // The test's settings as loaded (configured mode, so none is replaced by an embedded default),
+  // with the database switched to the embedded one.
+  const config: Config = embeddedDir ? { ...loaded, mode: "embedded", embeddedDatabaseDir: embeddedDir } : loaded;
+  const server = await startServer(config, {
+    log: opts.log ?? (() => {}),
+    listenerHeartbeatMs: opts.heartbeatMs ?? 500,
     idleTimeoutSeconds: opts.idleTimeoutSeconds,
   });
-  if (target) db.sql = server.sql; // the one connection there is
+  if (embeddedDir) db.sql = server.sql; // the one connection there is
   const url = server.urls[0]!.replace(/\/$/, "");
+  watchServer(url, server.openApiDocument());
   const token = (address: string, ttl = 600) => mintToken(address, TEST_KEY, ttl);
   return {
     url,
@@ -118,9 +120,9 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       return fetch(`${url}${path}`, { method, headers, body });
     },
     async stop() {
-      await server.stop();
-      if (closeEmbedded) await closeEmbedded();
-      else if (!opts.database) await db.drop();
+      unwatchServer(url);
+      await server.stop(); // closes the embedded database too
+      if (!opts.database) await db.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,4 +1,4 @@
-// The per-message total of add-to recipients (API.md §2): 1000 over all batches, decided under the row lock.
+// The per-message total of add-to recipients (docs/API.md "Limits"): 1000 over all batches, decided under the row lock.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ALICE, BOB, errorOf, sentMessage } from "../helpers/messages.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";

@@ -1,4 +1,4 @@
-// One folding for addresses: whatever PostgreSQL's lower() decides, the inbox, GET, /data, /wait and ownership agree (PITFALLS.md 58).
+// One folding for addresses: whatever PostgreSQL's lower() decides, the inbox, GET, /data, /wait and ownership agree (docs/design/address-case.md).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { addressBucket } from "../../src/domain/address.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";

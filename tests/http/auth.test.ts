@@ -1,4 +1,4 @@
-// Authentication (API.md §3): the Authorization header, strict HS256 JWT checks, the `sub`
+// Authentication (docs/API.md §1, "Errors"): the Authorization header, strict HS256 JWT checks, the `sub`
 // address, and the identity service (fmsgid) answers, caching and request coalescing.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { authenticateToken, VerifiedTokens } from "../../src/http/auth.ts";

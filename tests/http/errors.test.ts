@@ -1,4 +1,4 @@
-// Error responses (API.md §1, §4): every failure is {"error": …} JSON with the right status,
+// Error responses (docs/API.md "Errors", "Limits"): every failure is {"error": …} JSON with the right status,
 // never a 500, a stack trace or SQL; JSON bodies are checked for type, shape, size and UTF-8.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { draft, startTestServer, type TestServer } from "../helpers/server.ts";

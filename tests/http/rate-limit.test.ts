@@ -1,10 +1,12 @@
-// Rate limiting (API.md §4): per-client token bucket before authentication, health checks exempt,
-// X-Forwarded-For believed only from trusted proxies; plus unit tests of the bucket store and keys.
+// Rate limiting (docs/API.md "Rate limit"): per-client token bucket before authentication, health checks exempt,
+// RateLimit-* headers on every limited response, X-Forwarded-For believed only from trusted
+// proxies; plus unit tests of the bucket store and keys.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { TokenBucketStore } from "../../src/http/rate-limit.ts";
 import { parseIp, rateLimitKey } from "../../src/lib/ip.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { ALICE, BOB } from "../helpers/messages.ts";
+import { draft, startTestServer, type TestServer } from "../helpers/server.ts";
 
 // Rate 1/s with a burst of 3: the 4th request within a second is refused. Each scenario gets its
 // own server (its own bucket for 127.0.0.1); they share one database.
@@ -143,6 +145,55 @@ describe("behind a trusted proxy (FMSG_TRUSTED_PROXIES=127.0.0.1/32)", () => {
     const statuses = await sequence(4, (i) => via(`2001:db8:aa:1::${i + 1}`));
     expect(statuses).toEqual([200, 200, 200, 429]);
     expect((await via("2001:db8:aa:2::1")).status).toBe(200);
+  });
+});
+
+describe("RateLimit-* headers (docs/API.md: Rate limit) on every response of a limited route", () => {
+  // Burst 5 at 1/s: five quick requests use the burst up, the sixth is refused.
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ database: db, env: { FMSG_API_RATE_LIMIT: "1", FMSG_API_RATE_BURST: "5" } });
+    servers.push(s);
+  });
+
+  const seconds = (res: Response, name: string) => {
+    const value = res.headers.get(name);
+    expect(value).toMatch(/^[0-9]+$/);
+    return Number(value);
+  };
+
+  test("200, 201, a streamed download, 401, 404 and 429 all carry Limit = burst, a falling Remaining and Reset in seconds", async () => {
+    const created = await s.request("POST", "/fmsg", { json: draft(ALICE, [BOB]) });
+    const { id } = (await created.json()) as { id: number };
+    const answers: Response[] = [created];
+    for (const send of [
+      () => s.request("GET", `/fmsg/${id}/data`), // built by the handler, not through Hono's context
+      () => s.request("GET", "/fmsg", { as: null }),
+      () => s.request("GET", "/nope", { as: null }),
+      () => s.request("GET", "/fmsg"),
+      () => s.request("GET", "/fmsg"),
+    ]) {
+      const res = await send();
+      await res.arrayBuffer();
+      answers.push(res);
+    }
+    expect(answers.map((r) => r.status)).toEqual([201, 200, 401, 404, 200, 429]);
+    for (const res of answers) {
+      expect(seconds(res, "ratelimit-limit")).toBe(5);
+      seconds(res, "ratelimit-reset");
+    }
+    expect(answers.map((r) => seconds(r, "ratelimit-remaining"))).toEqual([4, 3, 2, 1, 0, 0]);
+    const refused = answers[5]!;
+    expect(seconds(refused, "retry-after")).toBeGreaterThanOrEqual(1);
+    expect(answers.slice(0, 5).every((r) => !r.headers.has("retry-after"))).toBe(true);
+  });
+
+  test("health checks carry none", async () => {
+    for (const path of ["/healthz", "/readyz"]) {
+      const res = await fetch(`${s.url}${path}`);
+      await res.arrayBuffer();
+      expect([...res.headers.keys()].filter((k) => k.startsWith("ratelimit"))).toEqual([]);
+    }
   });
 });
 

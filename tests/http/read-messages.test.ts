@@ -1,4 +1,4 @@
-// GET /fmsg, GET /fmsg/:id, GET /fmsg/:id/data: shapes, paging, and who may see what (API.md §5–§7).
+// GET /fmsg, GET /fmsg/:id, GET /fmsg/:id/data: shapes, paging, and who may see what (docs/API.md §3, §5, §6).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -12,7 +12,7 @@ beforeAll(async () => {
 afterAll(() => s.stop());
 
 describe("GET /fmsg/:id", () => {
-  test("returns the message object of API.md §5 exactly", async () => {
+  test("returns the message object of docs/API.md §3 exactly", async () => {
     const id = await createDraft(s, ALICE, [BOB, CAROL], { topic: "Shape", data: "twelve bytes", important: true });
     const before = await (await s.request("GET", `/fmsg/${id}`)).json();
     expect(before).toEqual({

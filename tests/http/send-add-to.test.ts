@@ -1,4 +1,4 @@
-// POST /fmsg/:id/send and /add-to: atomic decisions, batches, notify rows (DATABASE.md "What the API writes").
+// POST /fmsg/:id/send and /add-to: atomic decisions, batches, notify rows (the rows fmsgd reads, as sql/001_fmsgd.sql defines them).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ALICE, BOB, CAROL, DAVE, EVE, createDraft, errorOf, sendDraft, sentMessage, snapshot } from "../helpers/messages.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";

@@ -1,4 +1,4 @@
-// PUT and DELETE /fmsg/:id: owner-only, draft-only, all-or-nothing (API.md §7, DATABASE.md).
+// PUT and DELETE /fmsg/:id: owner-only, draft-only, all-or-nothing (docs/API.md §2, §3; docs/design/file-writes.md).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdir } from "node:fs/promises";
 import { dirname } from "node:path";

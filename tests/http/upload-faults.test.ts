@@ -1,5 +1,6 @@
 // Broken uploads — truncated, abandoned, stalled, with extra file parts — never stop the server and
-// never leave a file descriptor or a temp file behind (PITFALLS.md 52, 54).
+// never leave a file descriptor or a temp file behind (busboy's error paths must destroy every part
+// stream, or a late error stops the process; its file limit counts every file part, not just ours).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readlinkSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";

@@ -1,4 +1,4 @@
-// A wait outlives the server's idle timeout, while other idle connections are still cut (PITFALLS.md 1–3).
+// A wait outlives the server's idle timeout, while other idle connections are still cut (src/server.ts IDLE_TIMEOUT_SECONDS).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { startTestServer, type TestServer } from "../helpers/server.ts";

@@ -1,4 +1,4 @@
-// No lost wake-ups across database outages (API.md §8): many open waits, the LISTEN connection or the whole cluster gone, mail committed meanwhile.
+// No lost wake-ups across database outages (docs/API.md §8): many open waits, the LISTEN connection or the whole cluster gone, mail committed meanwhile.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import postgres from "postgres";
 import type { TestDatabase } from "../helpers/db.ts";

@@ -1,9 +1,8 @@
-// GET /fmsg/wait end to end (API.md §8): a real server, its own database, and fmsgd played through SQL.
+// GET /fmsg/wait end to end (docs/API.md §8): a real server, its own database, and fmsgd played through SQL.
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import postgres from "postgres";
 import { openPool } from "../../src/db/pool.ts";
 import { startInboxListener } from "../../src/realtime/inbox-listener.ts";
-import { InboxWaiters } from "../../src/realtime/inbox-waiters.ts";
 import { createTestDatabase } from "../helpers/db.ts";
 import { ALICE, BOB, CAROL, DAVE, createDraft, sentMessage } from "../helpers/messages.ts";
 import { EMBEDDED, startTestServer, type TestServer } from "../helpers/server.ts";
@@ -373,12 +372,14 @@ describe.skipIf(EMBEDDED)("inbox listener", () => {
   test("after outages each notification is handled once (no duplicate subscriptions)", async () => {
     const db = await createTestDatabase();
     const pool = openPool({ url: db.url, max: 2 });
-    const delivered: string[] = [];
-    const waiters = new InboxWaiters(async () => new Map());
-    const listener = await startInboxListener(pool, waiters, {
-      heartbeatMs: 50,
-      onDelivered: (msgId, addr) => delivered.push(`${msgId},${addr}`),
-    });
+    // Records each address a notification wakes; re-checks of everyone (wakeAll) are not counted.
+    const woken: string[] = [];
+    const waiters = {
+      wake: (addresses: Iterable<string>) => void woken.push(...addresses),
+      wakeAll: () => {},
+      onCheckFailed: () => {},
+    };
+    const listener = await startInboxListener(pool, waiters, { heartbeatMs: 50 });
     try {
       await db.sql`select 1`; // open the helper connection before connections are refused
       for (let round = 0; round < 3; round++) {
@@ -394,21 +395,20 @@ describe.skipIf(EMBEDDED)("inbox listener", () => {
         }
         await until(() => listener.connected(), `listener back after outage ${round}`);
       }
-      const ids: number[] = [];
-      for (const from of ["@alice@example.com", "@bob@example.com"]) {
-        const [m] = await db.sql`
-          insert into msg (version, from_addr, topic, type, size, filepath, time_sent)
-          values (1, ${from}, 't', 'text/plain', 0, '/nonexistent', extract(epoch from now()))
-          returning id::text as id`;
-        const id = Number(m!.id);
-        ids.push(id);
-        await db.sql`insert into msg_to (msg_id, addr) values (${id}, '@x@example.com')`;
+      // Two sent messages, one recipient each: the new_msg trigger raises a NOTIFY for each at its commit.
+      for (const to of ["@x@example.com", "@y@example.com"]) {
+        await db.sql.begin(async (tx) => {
+          const [m] = await tx`
+            insert into msg (version, from_addr, topic, type, size, filepath, time_sent)
+            values (1, '@alice@example.com', 't', 'text/plain', 0, '/nonexistent', extract(epoch from now()))
+            returning id::text as id`;
+          await tx`insert into msg_to (msg_id, addr) values (${Number(m!.id)}, ${to})`;
+        });
       }
-      for (const id of ids) await db.sql`update msg_to set time_delivered = extract(epoch from now()) where msg_id = ${id}`;
       // NOTIFYs arrive in commit order and each is dispatched to all its listeners at once, so once
       // the second has been seen every duplicate of either has been seen too.
-      await until(() => delivered.includes(`${ids[1]},@bob@example.com`), "the second delivered notification");
-      expect(delivered).toEqual([`${ids[0]},@alice@example.com`, `${ids[1]},@bob@example.com`]);
+      await until(() => woken.includes("@y@example.com"), "the second new_msg notification");
+      expect(woken).toEqual(["@x@example.com", "@y@example.com"]);
     } finally {
       await listener.stop();
       await pool.end({ timeout: 5 });

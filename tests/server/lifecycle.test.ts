@@ -1,4 +1,4 @@
-// Server lifecycle (API.md §8, §9): health and readiness, graceful shutdown of the real process on
+// Server lifecycle (docs/API.md "Health", docs/OPERATIONS.md): health and readiness, graceful shutdown of the real process on
 // SIGTERM/SIGINT (open waits answer 204, exit 0, pool closed), and the start-up schema check.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";

@@ -1,4 +1,4 @@
-// HTTPS (API.md §9): with FMSG_TLS_CERT and FMSG_TLS_KEY the server also serves TLS on
+// HTTPS (README "Configuration"): with FMSG_TLS_CERT and FMSG_TLS_KEY the server also serves TLS on
 // FMSG_API_TLS_PORT, next to the plain HTTP port.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";

@@ -1,33 +1,109 @@
-// Routes of /fmsg/:id/attach: streamed upload, download and delete of a draft's attachments.
-import { Hono } from "hono";
-import { isValidFilename } from "../../domain/filename.ts";
+// Routes of /fmsg/{id}/attach: streamed upload, download and delete of a draft's attachments.
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { AttachmentParams, IdParams } from "../../contract/requests.ts";
+import { AttachmentSaved } from "../../contract/responses.ts";
 import { findAttachment } from "../../db/attachments.ts";
 import { checkUploadAllowed, invalidFilename, removeAttachment, uploadAttachment } from "../../messages/attachments.ts";
 import type { MessageDeps } from "../../messages/context.ts";
 import { visibleMessage } from "../../messages/read-messages.ts";
 import type { AppEnv } from "../app-env.ts";
-import { serveDownload } from "../download.ts";
+import { DOWNLOAD_ANSWERS, serveDownload } from "../download.ts";
 import { ApiError } from "../errors.ts";
-import { parseMessageId } from "../message-input.ts";
 import { withFilePart } from "../multipart-upload.ts";
+import { answers, BEARER, json, STORAGE_ERRORS } from "../openapi.ts";
+import { refuseInvalid } from "../validation.ts";
 
-/** The :filename segment, decoded by the router; checked before any look-up (a %2F becomes "/" and fails). */
-function filenameParam(raw: string | undefined): string {
-  if (!isValidFilename(raw)) throw invalidFilename();
-  return raw;
-}
+const security = [{ [BEARER]: [] }];
+const tags = ["attachments"];
+const BAD_PARAMS = "Invalid message id (`invalid message id`) or file name (`invalid filename`).";
+const NO_MESSAGE = "No such message (`message not found`).";
+
+const upload = createRoute({
+  operationId: "uploadAttachment",
+  method: "post",
+  path: "/{id}/attach",
+  tags,
+  security,
+  summary: "Upload an attachment to a draft (same name, case-insensitively, replaces it)",
+  request: {
+    params: IdParams,
+    // Documented here, read by our streaming parser: a zod schema would make the router buffer the form.
+    body: {
+      required: true,
+      content: {
+        "multipart/form-data": {
+          schema: {
+            type: "object",
+            properties: {
+              file: {
+                type: "string",
+                contentMediaType: "application/octet-stream",
+                description: "The file; its part's filename is the attachment's name exactly as sent, its Content-Type (if a valid type) the stored type.",
+              },
+            },
+            required: ["file"],
+          },
+        },
+      },
+    },
+  },
+  responses: answers(
+    { 201: json(AttachmentSaved, "Stored.") },
+    {
+      400: "Invalid id, missing part (`file field required`), bad name (`invalid filename`), a malformed or interrupted body, or 255 attachments already.",
+      403: "Not the owner (`only the owner may upload attachments`) or already sent (`attachments cannot be added to a sent message`).",
+      404: NO_MESSAGE,
+      413: "Over the attachment limit (`attachment exceeds maximum size`) or the message limit (`total message size exceeds limit`).",
+      415: "The body is not `multipart/form-data` (`content type must be multipart/form-data`).",
+      ...STORAGE_ERRORS,
+    },
+  ),
+});
+
+const download = createRoute({
+  operationId: "downloadAttachment",
+  method: "get",
+  path: "/{id}/attach/{filename}",
+  tags,
+  security,
+  summary: "An attachment's bytes (Range and If-None-Match supported)",
+  request: { params: AttachmentParams },
+  responses: answers(DOWNLOAD_ANSWERS, {
+    400: BAD_PARAMS,
+    403: "A message the identity does not take part in, or another owner's draft (`access denied`).",
+    404: `${NO_MESSAGE} Or: no such attachment, or its file is missing (\`attachment not found\`).`,
+    416: "The Range lies outside the file (`range not satisfiable`).",
+  }),
+});
+
+const remove = createRoute({
+  operationId: "deleteAttachment",
+  method: "delete",
+  path: "/{id}/attach/{filename}",
+  tags,
+  security,
+  summary: "Delete an attachment of a draft",
+  request: { params: AttachmentParams },
+  responses: answers(
+    { 204: { description: "Deleted." } },
+    {
+      400: BAD_PARAMS,
+      403: "Not the owner (`only the owner may delete attachments`) or already sent (`attachments of a sent message cannot be deleted`).",
+      404: `${NO_MESSAGE} Or: no such attachment (\`attachment not found\`).`,
+    },
+  ),
+});
 
 export function attachmentRoutes(deps: MessageDeps) {
-  return new Hono<AppEnv>()
-    .post("/:id/attach", async (c) => {
-      const id = parseMessageId(c.req.param("id"));
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
+    .openapi(upload, async (c) => {
+      const { id } = c.req.valid("param");
       const dir = await checkUploadAllowed(deps, c.var.identity, id);
       const saved = await withFilePart(c.req.raw, (part) => uploadAttachment(deps, c.var.identity, id, dir, part));
       return c.json(saved, 201);
     })
-    .get("/:id/attach/:filename", async (c) => {
-      const id = parseMessageId(c.req.param("id"));
-      const filename = filenameParam(c.req.param("filename"));
+    .openapi(download, async (c) => {
+      const { id, filename } = c.req.valid("param");
       await visibleMessage(deps, c.var.identity, id);
       const a = await findAttachment(deps.sql, id, filename);
       if (!a) throw new ApiError(404, "attachment not found");
@@ -39,14 +115,15 @@ export function attachmentRoutes(deps: MessageDeps) {
         missing: "attachment not found",
       });
     })
-    .delete("/:id/attach/:filename", async (c) => {
-      const id = parseMessageId(c.req.param("id"));
-      await removeAttachment(deps, c.var.identity, id, filenameParam(c.req.param("filename")));
+    .openapi(remove, async (c) => {
+      const { id, filename } = c.req.valid("param");
+      await removeAttachment(deps, c.var.identity, id, filename);
       return c.body(null, 204);
-    })
-    .on(["GET", "DELETE"], "/:id/attach/*", (c) => {
-      // More segments than one: the name held a "/" (perhaps sent as %2F, which the router decodes).
-      parseMessageId(c.req.param("id"));
-      throw invalidFilename();
     });
+  // More segments than one: the name held a "/" (perhaps sent as %2F, which the router decodes).
+  app.on(["GET", "DELETE"], "/:id/attach/*", (c) => {
+    refuseInvalid(IdParams.safeParse(c.req.param()));
+    throw invalidFilename();
+  });
+  return app;
 }

@@ -1,5 +1,7 @@
 // Routes of /fmsg: inbox, drafts (create, read, replace, delete), send, add-to and the body download.
-import { Hono, type MiddlewareHandler } from "hono";
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { AddToBody, IdParams, InboxQuery, MessageBody } from "../../contract/requests.ts";
+import { AddToResult, Created, Message, MessageList, SendResult } from "../../contract/responses.ts";
 import { bodyExtension } from "../../domain/media-type.ts";
 import { addRecipients } from "../../messages/add-recipients.ts";
 import { createDraft, replaceDraft } from "../../messages/compose-draft.ts";
@@ -8,10 +10,10 @@ import { deleteDraft } from "../../messages/delete-draft.ts";
 import { inbox, shapeMessage, visibleMessage } from "../../messages/read-messages.ts";
 import { sendDraft } from "../../messages/send-draft.ts";
 import type { AppEnv } from "../app-env.ts";
-import { serveDownload } from "../download.ts";
+import { DOWNLOAD_ANSWERS, serveDownload } from "../download.ts";
 import { boundedJsonBody } from "../json-body.ts";
-import { addToBody, messageBody, parseMessageId, parsePage } from "../message-input.ts";
-import { validate } from "../validation.ts";
+import { answers, BEARER, json, STORAGE_ERRORS } from "../openapi.ts";
+import { refuseInvalid } from "../validation.ts";
 
 /** Small JSON bodies (add-to lists): 255 addresses of 255 bytes fit easily. */
 export const SMALL_JSON_LIMIT = 256 * 1024;
@@ -22,50 +24,197 @@ export const SMALL_JSON_LIMIT = 256 * 1024;
  */
 export const messageJsonLimit = (maxDataBytes: number) => 2 * maxDataBytes + 1024 * 1024;
 
-/** Rejects a bad `:id` before the body is read (API.md §1: 400 before anything else of the route). */
-export const validId: MiddlewareHandler<AppEnv> = async (c, next) => {
-  parseMessageId(c.req.param("id"));
-  await next();
-};
+const security = [{ [BEARER]: [] }];
+const tags = ["messages"];
+const jsonBody = <T extends typeof MessageBody | typeof AddToBody>(schema: T, description: string) => ({
+  required: true,
+  description,
+  content: { "application/json": { schema } },
+});
+
+const BAD_ID = "Invalid message id (`invalid message id`).";
+const NO_MESSAGE = "No such message (`message not found`), or an id beyond what this host issues.";
+const NOT_VISIBLE = "A message the identity does not take part in, or another owner's draft (`access denied`).";
+const BAD_BODY = "A field breaks its rule (the text names the field), duplicate recipients (`duplicate recipient: <addr>`), `PID <pid> not found`, malformed JSON or a body that is not a JSON object.";
+const NOT_JSON = "The body is not `application/json` (`content type must be application/json`).";
+
+const listInbox = createRoute({
+  operationId: "listInbox",
+  method: "get",
+  path: "/",
+  tags,
+  security,
+  summary: "The inbox: sent messages the identity received, newest first",
+  request: { query: InboxQuery },
+  responses: answers(
+    { 200: json(MessageList, "A page of the inbox.") },
+    { 400: "Invalid paging (`invalid limit`, `invalid offset`, `invalid before_id`)." },
+  ),
+});
+
+const createMessage = (limit: number) =>
+  createRoute({
+    operationId: "createDraft",
+    method: "post",
+    path: "/",
+    tags,
+    security,
+    summary: "Create a draft",
+    middleware: [boundedJsonBody({ maxBytes: limit, tooLarge: "message data exceeds maximum size" })],
+    request: { body: jsonBody(MessageBody, "The draft.") },
+    responses: answers(
+      { 201: json(Created, "The draft was stored with its recipients and body.") },
+      {
+        400: BAD_BODY,
+        403: "`from` is not the identity (`from address must match authenticated user`) or not on this host's domain.",
+        413: "The body is over the data limit (`message data exceeds maximum size`).",
+        415: NOT_JSON,
+        ...STORAGE_ERRORS,
+      },
+    ),
+  });
+
+const readMessage = createRoute({
+  operationId: "getMessage",
+  method: "get",
+  path: "/{id}",
+  tags,
+  security,
+  summary: "One message",
+  request: { params: IdParams },
+  responses: answers({ 200: json(Message, "The message.") }, { 400: BAD_ID, 403: NOT_VISIBLE, 404: NO_MESSAGE }),
+});
+
+const replaceMessage = (limit: number) =>
+  createRoute({
+    operationId: "replaceDraft",
+    method: "put",
+    path: "/{id}",
+    tags,
+    security,
+    summary: "Replace a draft: every field and the recipient lists (attachments are kept)",
+    middleware: [boundedJsonBody({ maxBytes: limit, tooLarge: "message data exceeds maximum size", params: IdParams })],
+    request: { params: IdParams, body: jsonBody(MessageBody, "Every field of the draft.") },
+    responses: answers(
+      { 200: json(Created, "The draft was replaced.") },
+      {
+        400: `${BAD_ID} Or: ${BAD_BODY}`,
+        403: "Not the owner (`only the owner may update a message`), already sent (`sent messages are immutable`), or `from` is not the identity.",
+        404: NO_MESSAGE,
+        413: "Over the data limit, or body and attachments over the message limit (`total message size exceeds limit`).",
+        415: NOT_JSON,
+        ...STORAGE_ERRORS,
+      },
+    ),
+  });
+
+const deleteMessage = createRoute({
+  operationId: "deleteDraft",
+  method: "delete",
+  path: "/{id}",
+  tags,
+  security,
+  summary: "Delete a draft with its recipients, attachments and files",
+  request: { params: IdParams },
+  responses: answers(
+    { 204: { description: "Deleted." } },
+    {
+      400: BAD_ID,
+      403: "Not the owner (`only the owner may delete a message`) or already sent (`sent messages cannot be deleted`).",
+      404: NO_MESSAGE,
+    },
+  ),
+});
+
+const sendMessage = createRoute({
+  operationId: "sendDraft",
+  method: "post",
+  path: "/{id}/send",
+  tags,
+  security,
+  summary: "Send a draft",
+  request: { params: IdParams },
+  responses: answers(
+    { 200: json(SendResult, "Sent; `time` is the send time.") },
+    {
+      400: BAD_ID,
+      403: "Not the owner (`only the owner may send a message`).",
+      404: NO_MESSAGE,
+      409: "Already sent (`message already sent`); of concurrent sends exactly one wins.",
+    },
+  ),
+});
+
+const addTo = createRoute({
+  operationId: "addRecipients",
+  method: "post",
+  path: "/{id}/add-to",
+  tags,
+  security,
+  summary: "Add recipients (a new batch on a sent message; the pending batch of a draft)",
+  middleware: [boundedJsonBody({ maxBytes: SMALL_JSON_LIMIT, tooLarge: "request body too large", params: IdParams })],
+  request: { params: IdParams, body: jsonBody(AddToBody, "The addresses to add.") },
+  responses: answers(
+    { 200: json(AddToResult, "Added.") },
+    {
+      400: `${BAD_ID} Or: an invalid, duplicate or already-present address, or a list over its limits.`,
+      403: "Neither the owner nor a `to` recipient (`only existing participants may add recipients`).",
+      404: NO_MESSAGE,
+      413: "The body is over 256 KiB (`request body too large`).",
+      415: NOT_JSON,
+    },
+  ),
+});
+
+const downloadBody = createRoute({
+  operationId: "downloadBody",
+  method: "get",
+  path: "/{id}/data",
+  tags,
+  security,
+  summary: "The message body (Range and If-None-Match supported)",
+  request: { params: IdParams },
+  responses: answers(DOWNLOAD_ANSWERS, {
+    400: BAD_ID,
+    403: NOT_VISIBLE,
+    404: `${NO_MESSAGE} Or: the body file is missing (\`message data not available\`).`,
+    416: "The Range lies outside the body (`range not satisfiable`).",
+  }),
+});
 
 export function messageRoutes(deps: MessageDeps) {
-  const messageJson = boundedJsonBody(messageJsonLimit(deps.maxDataBytes), "message data exceeds maximum size");
-  const smallJson = boundedJsonBody(SMALL_JSON_LIMIT, "request body too large");
-
-  return new Hono<AppEnv>()
-    .get("/", async (c) => {
-      const page = parsePage((name) => c.req.query(name));
-      return c.json(await inbox(deps, c.var.identity, page));
-    })
-    .post("/", messageJson, validate("json", messageBody), async (c) => {
+  const dataLimit = messageJsonLimit(deps.maxDataBytes);
+  return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
+    .openapi(listInbox, async (c) => c.json(await inbox(deps, c.var.identity, toPage(c.req.valid("query"))), 200))
+    .openapi(createMessage(dataLimit), async (c) => {
       const id = await createDraft(deps, c.var.identity, c.req.valid("json"));
       return c.json({ id }, 201);
     })
-    .get("/:id", async (c) => {
-      const m = await visibleMessage(deps, c.var.identity, parseMessageId(c.req.param("id")));
-      return c.json(await shapeMessage(deps.dataDir, m));
+    .openapi(readMessage, async (c) => {
+      const m = await visibleMessage(deps, c.var.identity, c.req.valid("param").id);
+      return c.json(await shapeMessage(deps.dataDir, m), 200);
     })
-    .put("/:id", validId, messageJson, validate("json", messageBody), async (c) => {
-      const id = parseMessageId(c.req.param("id"));
+    .openapi(replaceMessage(dataLimit), async (c) => {
+      const { id } = c.req.valid("param");
       await replaceDraft(deps, c.var.identity, id, c.req.valid("json"));
-      return c.json({ id });
+      return c.json({ id }, 200);
     })
-    .delete("/:id", async (c) => {
-      await deleteDraft(deps, c.var.identity, parseMessageId(c.req.param("id")));
+    .openapi(deleteMessage, async (c) => {
+      await deleteDraft(deps, c.var.identity, c.req.valid("param").id);
       return c.body(null, 204);
     })
-    .post("/:id/send", async (c) => {
-      const id = parseMessageId(c.req.param("id"));
+    .openapi(sendMessage, async (c) => {
+      const { id } = c.req.valid("param");
       const time = await sendDraft(deps, c.var.identity, id);
-      return c.json({ id, time });
+      return c.json({ id, time }, 200);
     })
-    .post("/:id/add-to", validId, smallJson, validate("json", addToBody), async (c) => {
-      const id = parseMessageId(c.req.param("id"));
+    .openapi(addTo, async (c) => {
+      const { id } = c.req.valid("param");
       const added = await addRecipients(deps, c.var.identity, id, c.req.valid("json").add_to);
-      return c.json({ id, added });
+      return c.json({ id, added }, 200);
     })
-    .get("/:id/data", async (c) => {
-      const m = await visibleMessage(deps, c.var.identity, parseMessageId(c.req.param("id")));
+    .openapi(downloadBody, async (c) => {
+      const m = await visibleMessage(deps, c.var.identity, c.req.valid("param").id);
       return serveDownload(c.req.raw, {
         dataDir: deps.dataDir,
         filepath: m.filepath,
@@ -74,4 +223,8 @@ export function messageRoutes(deps: MessageDeps) {
         missing: "message data not available",
       });
     });
+}
+
+function toPage(q: { limit: number; offset: number; before_id: number | null }) {
+  return { limit: q.limit, offset: q.offset, beforeId: q.before_id };
 }

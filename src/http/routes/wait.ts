@@ -1,25 +1,39 @@
-// GET /fmsg/wait: the long poll of API.md §8, answered from the in-memory waiter registry.
-import { Hono } from "hono";
+// GET /fmsg/wait: the long poll, answered from the in-memory waiter registry.
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { WaitQuery } from "../../contract/requests.ts";
+import { WaitNews } from "../../contract/responses.ts";
 import { extendRequestTimeout } from "../../lib/bun.ts";
 import type { InboxWaiters } from "../../realtime/inbox-waiters.ts";
 import type { AppEnv } from "../app-env.ts";
-import { ApiError } from "../errors.ts";
-import { parseCount } from "../message-input.ts";
+import { answers, BEARER, json } from "../openapi.ts";
+import { refuseInvalid } from "../validation.ts";
 
-export const MAX_WAIT_SECONDS = 60;
-const DEFAULT_WAIT_SECONDS = 25;
 /** Idle allowance beyond the wait itself, so Bun's 30 s idle timeout never cuts a full wait. */
 const IDLE_MARGIN_SECONDS = 15;
 
+const wait = createRoute({
+  operationId: "waitForInbox",
+  method: "get",
+  path: "/wait",
+  tags: ["messages"],
+  security: [{ [BEARER]: [] }],
+  summary: "Wait until a message newer than since_id arrives (long poll)",
+  description:
+    "Answers at once when the inbox already holds a sent message with a higher id than since_id; otherwise when one is committed (sent here, delivered by fmsgd, or the identity added to it), or 204 when the timeout passes.",
+  request: { query: WaitQuery },
+  responses: answers(
+    { 200: json(WaitNews, "There is news."), 204: { description: "Nothing new within the timeout (or the server is shutting down)." } },
+    { 400: "Invalid parameters (`invalid since_id`, `invalid timeout`)." },
+  ),
+});
+
 export function waitRoutes(waiters: InboxWaiters) {
-  return new Hono<AppEnv>().get("/wait", async (c) => {
-    const sinceId = parseCount(c.req.query("since_id"), 0, "invalid since_id");
-    const timeout = parseCount(c.req.query("timeout"), DEFAULT_WAIT_SECONDS, "invalid timeout");
-    if (timeout < 1 || timeout > MAX_WAIT_SECONDS) throw new ApiError(400, "invalid timeout");
+  return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid }).openapi(wait, async (c) => {
+    const { since_id: sinceId, timeout } = c.req.valid("query");
     extendRequestTimeout(c, timeout + IDLE_MARGIN_SECONDS);
     // A client that goes away aborts the signal, which frees its waiter and timer at once.
     const latest = await waiters.wait(c.var.identity, sinceId, timeout * 1000, c.req.raw.signal);
     if (latest === null) return c.body(null, 204);
-    return c.json({ has_new: true, latest_id: latest });
+    return c.json({ has_new: true as const, latest_id: latest }, 200);
   });
 }

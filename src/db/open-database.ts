@@ -1,0 +1,82 @@
+// openDatabase(config): the one place that picks the embedded database or PostgreSQL, and what follows from it.
+import type { Config } from "../config.ts";
+import { startInboxListener, type ListenerStatus } from "../realtime/inbox-listener.ts";
+import type { InboxWaiters } from "../realtime/inbox-waiters.ts";
+import { EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase } from "./embedded.ts";
+import { openPool, type Sql } from "./pool.ts";
+
+type Log = (line: Record<string, unknown>) => void;
+
+/**
+ * Tells waiters that these addresses may have new mail, once the commit that made it visible is
+ * done. The addresses may be given as a look-up: it runs only where this process wakes the waiters
+ * itself, so PostgreSQL never pays for a query whose answer the triggers' NOTIFY already carried. Never
+ * rejects: the mail is committed whatever happens here (a waiter finds it at its timeout at worst).
+ */
+export type Wake = (addresses: readonly string[] | (() => Promise<readonly string[]>)) => Promise<void>;
+
+/** How wake-ups reach the waiters; `connected()` is what /readyz reports as "listener". */
+export type WakeUps = ListenerStatus & {
+  wake: Wake;
+  stop(): Promise<void>;
+};
+
+export type Database = {
+  sql: Sql;
+  /**
+   * Starts feeding `waiters`. PostgreSQL: the single LISTEN connection hears the triggers of every
+   * writer (fmsgd and this API alike), so `wake` has nothing to do. Embedded: PGlite has one session
+   * and its NOTIFY reaches no other connection (docs/design/embedded-findings.md, (d)), so `wake`
+   * feeds the waiters itself and nothing can be disconnected.
+   */
+  startWakeUps(waiters: InboxWaiters, opts: { log: Log; heartbeatMs?: number }): Promise<WakeUps>;
+  /** Ends the pool, then stops the embedded database if there is one. */
+  close(): Promise<void>;
+};
+
+const POOL_END_TIMEOUT_SECONDS = 5;
+
+export async function openDatabase(config: Config): Promise<Database> {
+  if (config.mode === "embedded") {
+    if (config.embeddedDatabaseDir === null) throw new Error("internal: embedded mode without a database directory");
+    const embedded = await startEmbeddedDatabase(config.embeddedDatabaseDir);
+    const sql = openPool({ url: embedded.url, ...EMBEDDED_POOL_OPTIONS });
+    return {
+      sql,
+      startWakeUps: async (waiters, { log }) => ({
+        connected: () => true,
+        wake: async (addresses) => {
+          try {
+            waiters.wake(typeof addresses === "function" ? await addresses() : addresses);
+          } catch (err) {
+            log({ level: "error", msg: "wake-up failed", error: String(err) });
+          }
+        },
+        stop: async () => {},
+      }),
+      close: async () => {
+        try {
+          await sql.end({ timeout: POOL_END_TIMEOUT_SECONDS });
+        } finally {
+          await embedded.close();
+        }
+      },
+    };
+  }
+  const sql = openPool({
+    url: config.databaseUrl,
+    max: config.poolSize,
+    statementTimeoutMs: config.statementTimeoutMs,
+    lockTimeoutMs: config.lockTimeoutMs,
+  });
+  return {
+    sql,
+    startWakeUps: async (waiters, { log, heartbeatMs }) => {
+      const listener = await startInboxListener(sql, waiters, { log, heartbeatMs });
+      return { connected: listener.connected, wake: async () => {}, stop: listener.stop };
+    },
+    close: async () => {
+      await sql.end({ timeout: POOL_END_TIMEOUT_SECONDS });
+    },
+  };
+}

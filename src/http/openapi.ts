@@ -1,0 +1,104 @@
+// How routes describe their answers in the OpenAPI document, and the document itself (served at /openapi.json).
+import type { OpenAPIHono, RouteConfig } from "@hono/zod-openapi";
+import type { ZodType } from "zod";
+import { ErrorBody } from "../contract/responses.ts";
+import { VERSION } from "../version.ts";
+import type { AppEnv } from "./app-env.ts";
+
+type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 416 | 429 | 503 | 507;
+type Responses = RouteConfig["responses"];
+
+export const BEARER = "bearer";
+
+export const json = <T extends ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+const integer = (description: string) => ({ description, schema: { type: "integer" as const, minimum: 0 } });
+const retryAfter = { "Retry-After": integer("Seconds to wait before trying again.") };
+/** On every answer of a rate-limited route (IETF RateLimit header fields, draft 6). */
+const rateLimitHeaders = {
+  "RateLimit-Limit": integer("Requests allowed in a burst."),
+  "RateLimit-Remaining": integer("Requests left before answers become 429."),
+  "RateLimit-Reset": integer("Seconds until the allowance is whole again."),
+};
+
+/** Answers every rate-limited route can give whatever it does. */
+const LIMITED: Partial<Record<ErrorStatus, string>> = {
+  429: "Rate limit exceeded (`rate limit exceeded`); see Retry-After and the RateLimit-* headers.",
+};
+
+/** Answers of the token and identity check in front of every /fmsg route. */
+const AUTHENTICATED: Partial<Record<ErrorStatus, string>> = {
+  400: "The token's identity is unknown to the identity service (`User <addr> not found`).",
+  401: "Missing, malformed, expired or wrongly signed token (carries `WWW-Authenticate: Bearer`).",
+  403: "The identity is not accepting new messages (`User <addr> not authorised to send new messages`).",
+  503: "The database or the identity service is unavailable; nothing was done. Retry after Retry-After.",
+};
+
+/**
+ * A route's `responses` (all rate-limited): its successes as given, and each error status with the
+ * one error schema.
+ * Where the route and the authentication check share a status, the descriptions are joined.
+ */
+export function answers(
+  ok: Responses,
+  errors: Partial<Record<ErrorStatus, string>>,
+  opts: { authenticated: boolean } = { authenticated: true },
+): Responses {
+  const all: Partial<Record<ErrorStatus, string>> = { ...LIMITED };
+  for (const extra of opts.authenticated ? [AUTHENTICATED, errors] : [errors]) {
+    for (const [status, text] of Object.entries(extra) as [string, string][]) {
+      const key = Number(status) as ErrorStatus;
+      all[key] = all[key] ? `${all[key]} Or: ${text}` : text;
+    }
+  }
+  const out: Responses = {};
+  for (const [status, answer] of Object.entries(ok)) {
+    out[status] = { ...answer, headers: { ...rateLimitHeaders, ...(answer as { headers?: object }).headers } };
+  }
+  for (const [status, description] of Object.entries(all) as [string, string][]) {
+    const withRetry = status === "429" || status === "503";
+    out[status] = { ...json(ErrorBody, description), headers: { ...rateLimitHeaders, ...(withRetry ? retryAfter : {}) } };
+  }
+  return out;
+}
+
+/** Written by a write that touches files: the data directory may be full or failing. */
+export const STORAGE_ERRORS: Partial<Record<ErrorStatus, string>> = {
+  503: "The data directory failed (`storage unavailable`); nothing was committed.",
+  507: "The data directory is full (`insufficient storage`); nothing was committed.",
+};
+
+type Document = ReturnType<OpenAPIHono<AppEnv>["getOpenAPI31Document"]>;
+const documents = new WeakMap<OpenAPIHono<AppEnv>, Document>();
+
+/** The OpenAPI 3.1 document of every route registered on `app`: built once, when all are in place. */
+export function openApiDocument(app: OpenAPIHono<AppEnv>): Document {
+  let document = documents.get(app);
+  if (!document) {
+    document = buildDocument(app);
+    documents.set(app, document);
+  }
+  return document;
+}
+
+function buildDocument(app: OpenAPIHono<AppEnv>): Document {
+  app.openAPIRegistry.registerComponent("securitySchemes", BEARER, {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description: "An HS256 JWT whose `sub` is the user's fmsg address; `exp` is required.",
+  });
+  return app.getOpenAPI31Document({
+    openapi: "3.1.0",
+    info: {
+      title: "fmsg web API",
+      version: VERSION,
+      description:
+        "The HTTP API of an fmsg host: one identity (an address like `@alice@example.com`) writes drafts, attaches files, sends, reads its inbox and waits for new mail. Every error is `{\"error\": \"...\"}`; clients decide by status.",
+      license: { name: "MIT", url: "https://opensource.org/license/mit" },
+    },
+  });
+}
