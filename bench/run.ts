@@ -143,6 +143,7 @@ try {
       DATABASE_URL: dbUrl,
       FMSG_API_JWT_SECRET: ctx.secret,
       FMSG_API_DB_POOL_SIZE: String(settings.poolSize),
+      FMSG_DATA_DIR: dataDir, // short_text reads the bodies ours wrote
     });
     try {
       if (only.includes("read")) await scenario("read", () => readScenario(ctx, ours, direct));

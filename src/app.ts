@@ -2,6 +2,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import type { Config } from "./config.ts";
+import { DocumentQuery } from "./contract/requests.ts";
 import type { Sql } from "./db/pool.ts";
 import type { IdentityService } from "./identity/identity-service.ts";
 import type { AppEnv } from "./http/app-env.ts";
@@ -9,6 +10,7 @@ import { requireIdentity } from "./http/auth.ts";
 import { corsPolicy } from "./http/cors.ts";
 import { ApiError, makeErrorHandler } from "./http/errors.ts";
 import { answers, openApiDocument } from "./http/openapi.ts";
+import { announceProfile, chooseProfile } from "./http/profile.ts";
 import type { Metrics } from "./http/metrics.ts";
 import { rateLimit, TokenBucketStore } from "./http/rate-limit.ts";
 import { requestLog, type Logger } from "./http/request-log.ts";
@@ -65,9 +67,10 @@ const documentRoute = createRoute({
   path: "/openapi.json",
   tags: ["operations"],
   summary: "This document",
+  request: { query: DocumentQuery },
   responses: answers(
     { 200: { description: "The OpenAPI 3.1 document of this server's routes.", content: { "application/json": { schema: z.record(z.string(), z.unknown()) } } } },
-    {},
+    { 400: "An unknown profile (`invalid profile`)." },
     { authenticated: false },
   ),
 });
@@ -82,6 +85,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     maxDataBytes: config.maxDataBytes,
     maxAttachBytes: config.maxAttachBytes,
     maxMsgBytes: config.maxMsgBytes,
+    shortTextSize: config.shortTextSize,
     wake: deps.wake,
     log: deps.log,
   };
@@ -112,8 +116,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   }
   app.use("*", limited);
   // Built on first request, once every route below is registered; it never changes after.
-  app.openapi(documentRoute, (c) => c.json(openApiDocument(app), 200));
+  app.openapi(documentRoute, (c) => c.json(openApiDocument(app, c.req.valid("query").profile ?? config.profile), 200));
+  app.use("/fmsg/*", announceProfile(config.profile));
   app.use("/fmsg/*", authenticated); // also matches "/fmsg" itself
+  app.use("/fmsg/*", chooseProfile);
   app.use("/fmsg/*", plainIdSegment);
   app.route("/fmsg", waitRoutes(deps.waiters));
   app.route("/fmsg", messageRoutes(messageDeps));

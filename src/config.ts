@@ -1,4 +1,5 @@
 // Environment → typed Config: the only module that reads process.env (through loadConfig's argument).
+import { parseProfile, PROFILES, type Profile } from "./domain/profile.ts";
 import { z } from "zod";
 import { parseCidr, type CidrRange } from "./lib/ip.ts";
 
@@ -110,6 +111,16 @@ const envSchema = z.object({
       ctx.addIssue({ code: "custom", message: `FMSG_API_MAX_TOKEN_TTL must look like 3600, 90s, 15m, 12h or 30d, got "${v}"` });
       return z.NEVER;
     }),
+  FMSG_API_PROFILE: z
+    .string()
+    .optional()
+    .transform((v, ctx): Profile => {
+      if (v === undefined || v.trim() === "") return "seed";
+      const profile = parseProfile(v);
+      if (profile) return profile;
+      ctx.addIssue({ code: "custom", message: `FMSG_API_PROFILE must be ${PROFILES.join(" or ")}, got "${v}"` });
+      return z.NEVER;
+    }),
   FMSG_API_LOG: z
     .string()
     .optional()
@@ -157,6 +168,8 @@ export type Config = {
   /** Longest token lifetime accepted (seconds): exp − iat, or exp − now without iat. */
   maxTokenTtl: number;
   log: "info" | "off";
+  /** The message shape answered when a request names none (FMSG_API_PROFILE). */
+  profile: Profile;
   /** Test seam: the "<operation>:<step>" at which the process SIGKILLs itself (src/lib/crash-point.ts). */
   crashAt: string | null;
   /** A postgres.js connection URL, or null to let postgres.js read the PG* variables. */
@@ -326,6 +339,7 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
     statementTimeoutMs: v.FMSG_API_DB_STATEMENT_TIMEOUT_MS,
     lockTimeoutMs: v.FMSG_API_DB_LOCK_TIMEOUT_MS,
     maxTokenTtl: v.FMSG_API_MAX_TOKEN_TTL,
+    profile: v.FMSG_API_PROFILE,
     log: v.FMSG_API_LOG,
     databaseUrl: v.DATABASE_URL ?? null,
     embeddedDatabaseDir: mode === "embedded" ? embedded!.databaseDir : null,

@@ -8,6 +8,7 @@ import type { Sql } from "./db/pool.ts";
 import { migrate } from "./db/schema.ts";
 import { checkSchema, type SchemaReport } from "./db/schema-check.ts";
 import { retryLocalDeliveries } from "./delivery/local-delivery.ts";
+import type { Profile } from "./domain/profile.ts";
 import { Metrics } from "./http/metrics.ts";
 import { openApiDocument } from "./http/openapi.ts";
 import type { Logger } from "./http/request-log.ts";
@@ -40,7 +41,7 @@ export type RunningServer = {
   listener: ListenerStatus;
   identity: CachedIdentityService | null;
   /** The OpenAPI document this server serves at /openapi.json. */
-  openApiDocument(): unknown;
+  openApiDocument(profile: Profile): unknown;
   stop(): Promise<void>;
 };
 
@@ -139,7 +140,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       waiters,
       listener: wakeUps,
       identity,
-      openApiDocument: () => openApiDocument(app),
+      openApiDocument: (profile) => openApiDocument(app, profile),
       stop: () =>
         (stopping ??= (async () => {
           if (retry) clearInterval(retry);

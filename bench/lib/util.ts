@@ -77,3 +77,14 @@ export async function hardFileLimit(): Promise<number> {
   const out = await run(["bash", "-c", "ulimit -Hn"]);
   return out === "unlimited" ? 1_048_576 : Number(out);
 }
+
+/** Two JSON texts hold the same value, whatever the order of object keys. */
+export function sameJson(a: string, b: string): boolean {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v !== null && typeof v === "object"
+        ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([k, x]) => [k, canonical(x)]))
+        : v;
+  return JSON.stringify(canonical(JSON.parse(a))) === JSON.stringify(canonical(JSON.parse(b)));
+}

@@ -9,7 +9,7 @@ import { SEED } from "../lib/db.ts";
 import { wrkMatrix } from "../lib/matrix.ts";
 import { asPgbenchScript, findPgbench, pgbench } from "../lib/pgbench.ts";
 import type { Server } from "../lib/procs.ts";
-import { log } from "../lib/util.ts";
+import { log, sameJson } from "../lib/util.ts";
 
 export const INBOX_P99_GOAL_MS = 15;
 export const INBOX_GOAL_CONNS = 32;
@@ -63,6 +63,7 @@ export async function inboxScenario(ctx: Ctx, ours: Server, direct: Server): Pro
   const ids = page.map((m) => m.id);
   if (page.length !== 20 || ids.some((id, i) => i > 0 && id >= ids[i - 1]!)) throw new Error(`unexpected inbox page: ${ids.join(",")}`);
   if (ids.join(",") !== basePage.map((m) => m.id).join(",")) throw new Error("baseline (b) returns a different inbox page");
+  if (!sameJson(JSON.stringify(page), JSON.stringify(basePage))) throw new Error("baseline (b) shapes the inbox page differently");
 
   log("scenario 2: query plans");
   const plans = await inboxPlans(ctx.dbUrl, address);

@@ -7,7 +7,7 @@ import { checkedStatement } from "../lib/capture.ts";
 import { fmtRatio, fmtSpread, table, type Ctx, type Figure, type ScenarioResult } from "../lib/context.ts";
 import { wrkMatrix, type Matrix } from "../lib/matrix.ts";
 import { startServer, type Server } from "../lib/procs.ts";
-import { log } from "../lib/util.ts";
+import { log, sameJson } from "../lib/util.ts";
 
 export const READ_GOAL = 0.8;
 
@@ -27,12 +27,8 @@ export async function readScenario(ctx: Ctx, ours: Server, direct: Server): Prom
   const directBody = await getText(direct.url, path, token);
   const parsed = JSON.parse(oursBody) as { to: string[]; attachments: unknown[] };
   if (parsed.to.length !== 3 || parsed.attachments.length !== 2) throw new Error(`unexpected message: ${oursBody}`);
-  // The baseline must do the same work: same JSON (ours may add keys of §10.4; compare the §5 ones).
-  const pick = (t: string) => {
-    const o = JSON.parse(t) as Record<string, unknown>;
-    return JSON.stringify(Object.fromEntries(Object.keys(JSON.parse(directBody) as object).map((k) => [k, o[k]])));
-  };
-  if (pick(oursBody) !== pick(directBody)) throw new Error(`baseline (b) answers differently:\nours   ${oursBody}\ndirect ${directBody}`);
+  // The baseline must do the same work: the same JSON, every key (the FMSG-003 fields included).
+  if (!sameJson(oursBody, directBody)) throw new Error(`baseline (b) answers differently:\nours   ${oursBody}\ndirect ${directBody}`);
 
   const bodyFile = join(ctx.tmp, "static-body.json");
   writeFileSync(bodyFile, oursBody);
@@ -97,7 +93,7 @@ export async function readScenario(ctx: Ctx, ours: Server, direct: Server): Prom
     }
   }
   const markdown = [
-    `GET \`/fmsg/${id}\` as a recipient (3 \`to\` addresses, 2 attachments; response ${oursBody.length} bytes, identical §5 JSON from ours and (b)). wrk, ${ctx.settings.runs} × ${ctx.settings.seconds} s per cell after a ${ctx.settings.warmup} s warm-up; median (min–max).`,
+    `GET \`/fmsg/${id}\` as a recipient (3 \`to\` addresses, 2 attachments, a text body; response ${oursBody.length} bytes, identical JSON — FMSG-003 fields and short_text included — from ours and (b)). wrk, ${ctx.settings.runs} × ${ctx.settings.seconds} s per cell after a ${ctx.settings.warmup} s warm-up; median (min–max).`,
     "",
     table(["Target", "Conns", "req/s", "p50 ms", "p99 ms", "errors"], rows),
   ].join("\n");

@@ -5,20 +5,33 @@ import type postgres from "postgres";
 
 type Sql = postgres.Sql<any>;
 
+export type Delivery = { addr: string; time_delivered: number | null; response_code: number | null };
+
 export type Row = {
   id: number; version: number; pid: number | null; no_reply: boolean; is_important: boolean; is_deflate: boolean;
   time_sent: number | null; from_addr: string; topic: string; type: string; size: number; filepath: string;
-  to: string[]; add_to: string[]; add_to_from: string | null;
+  to_delivery: Delivery[];
+  batches: { batch_id: number; add_to_from: string; time_added: number; recipients: Delivery[] }[];
+  time_read: number | null;
   attachments: { filename: string; size: number }[];
   is_owner: boolean; is_to: boolean; is_add_to: boolean;
 };
 
-const columns = (sql: Sql) => sql`
+const DELIVERY = (alias: string) =>
+  `json_build_object('addr', ${alias}.addr, 'time_delivered', ${alias}.time_delivered, 'response_code', ${alias}.response_code)`;
+
+const columns = (sql: Sql, identity: string) => sql`
     m.id, m.version, m.pid, m.no_reply, m.is_important, m.is_deflate, m.time_sent, m.from_addr,
     m.topic, m.type, m.size, m.filepath,
-    coalesce((select json_agg(t.addr order by t.id) from msg_to t where t.msg_id = m.id), '[]'::json) as "to",
-    coalesce((select json_agg(a.addr order by a.batch_id, a.id) from msg_add_to a where a.msg_id = m.id), '[]'::json) as add_to,
-    (select b.add_to_from from msg_add_to_batch b where b.msg_id = m.id order by b.id desc limit 1) as add_to_from,
+    coalesce((select json_agg(${sql.unsafe(DELIVERY("t"))} order by t.id) from msg_to t where t.msg_id = m.id), '[]'::json) as to_delivery,
+    coalesce((select json_agg(json_build_object(
+        'batch_id', b.id, 'add_to_from', b.add_to_from, 'time_added', b.time_added,
+        'recipients', coalesce((select json_agg(${sql.unsafe(DELIVERY("a"))} order by a.id) from msg_add_to a where a.batch_id = b.id), '[]'::json))
+        order by b.id)
+      from msg_add_to_batch b where b.msg_id = m.id), '[]'::json) as batches,
+    coalesce(
+      (select t.time_read from msg_to t where t.msg_id = m.id and lower(t.addr) = lower(${identity}::text) limit 1),
+      (select a.time_read from msg_add_to a where a.msg_id = m.id and lower(a.addr) = lower(${identity}::text) limit 1)) as time_read,
     coalesce((select json_agg(json_build_object(
         'filename', f.filename, 'size', f.filesize, 'flags', f.flags, 'type', f.type, 'filepath', f.filepath)
         order by f.position, f.filename)
@@ -26,7 +39,7 @@ const columns = (sql: Sql) => sql`
 
 export async function findMessage(sql: Sql, id: number, identity: string): Promise<Row | null> {
   const rows = await sql<Row[]>`
-    select ${columns(sql)},
+    select ${columns(sql, identity)},
       lower(m.from_addr) = lower(${identity}::text) as is_owner,
       exists (select 1 from msg_to t where t.msg_id = m.id and lower(t.addr) = lower(${identity}::text)) as is_to,
       exists (select 1 from msg_add_to a where a.msg_id = m.id and lower(a.addr) = lower(${identity}::text)) as is_add_to
@@ -54,8 +67,5 @@ export function listInbox(sql: Sql, address: string, limit: number, offset: numb
       ) ids
       order by id desc limit ${limit} offset ${offset}
     )
-    select ${columns(sql)} from msg m where m.id in (select id from page) order by m.id desc`;
+    select ${columns(sql, address)} from msg m where m.id in (select id from page) order by m.id desc`;
 }
-
-/** has_add_to as src/domain/message-json.ts derives it: every batch row names its adder. */
-export const hasAddTo = (m: Row) => m.add_to_from !== null;

@@ -1,9 +1,11 @@
 // Baseline (b): bare Bun.serve + postgres.js, no framework or middleware — the cost of the work itself.
 // Per request: verify the same HS256 bearer token with Web Crypto, run the same SQL as our server
 // (text copied from src/db/messages.ts into ./direct-sql.ts), apply the same visibility rule
-// and answer the same §5 JSON.
+// and answer the same JSON, FMSG-003 fields included (short_text read from the body file).
+import { realpath } from "node:fs/promises";
+import { resolve, sep } from "node:path";
 import postgres from "postgres";
-import { findMessage, hasAddTo, listInbox, type Row } from "./direct-sql.ts";
+import { findMessage, listInbox, type Delivery, type Row } from "./direct-sql.ts";
 
 const LEEWAY_SECONDS = 10;
 const secret = process.env.FMSG_API_JWT_SECRET ?? "";
@@ -45,27 +47,88 @@ async function verify(header: string | null): Promise<string | null> {
   }
 }
 
-const shape = (m: Row) => ({
-  id: m.id,
-  version: m.version,
-  has_pid: m.pid !== null,
-  has_add_to: hasAddTo(m),
-  common_type: false,
-  important: m.is_important,
-  no_reply: m.no_reply,
-  deflate: m.is_deflate,
-  pid: m.pid,
-  from: m.from_addr,
-  to: m.to,
-  add_to: m.add_to,
-  add_to_from: m.add_to_from,
-  time: m.time_sent,
-  topic: m.topic,
-  type: m.type,
-  size: m.size,
-  attachments: m.attachments.map((a) => ({ filename: a.filename, size: a.size })),
+const DATA_DIR = resolve(process.env.FMSG_DATA_DIR ?? ".");
+const SHORT_TEXT_SIZE = Number(process.env.FMSG_API_SHORT_TEXT_SIZE ?? 768);
+const DELIVERED_CODES = new Set([200, 11]);
+const UTF8_CHARSETS = new Set(["utf-8", "utf8", "us-ascii"]);
+const decoder = new TextDecoder("utf-8");
+
+const delivery = (d: Delivery) => ({
+  addr: d.addr,
+  time_delivered: d.time_delivered === null ? null : new Date(d.time_delivered * 1000).toISOString(),
+  response_code: d.response_code !== null && d.response_code > 0 && !DELIVERED_CODES.has(d.response_code) ? d.response_code : null,
 });
 
+/** text/* with no charset, or a UTF-8 (or ASCII) one: the bodies the server gives a short_text. */
+function isUtf8Text(type: string): boolean {
+  const [essence = "", ...params] = type.split(";");
+  if (!essence.trim().toLowerCase().startsWith("text/")) return false;
+  for (const p of params) {
+    const eq = p.indexOf("=");
+    if (p.slice(0, eq).trim().toLowerCase() !== "charset") continue;
+    return UTF8_CHARSETS.has(p.slice(eq + 1).trim().replace(/^"|"$/g, "").toLowerCase());
+  }
+  return true;
+}
+
+/** The body's first SHORT_TEXT_SIZE bytes cut back to a whole character, read as the server does (symlink-checked). */
+async function shortText(m: Row): Promise<string | undefined> {
+  if (SHORT_TEXT_SIZE <= 0 || m.size <= 0 || !isUtf8Text(m.type)) return undefined;
+  const full = resolve(m.filepath);
+  if (!full.startsWith(DATA_DIR + sep)) return undefined;
+  try {
+    const root = await realpath(DATA_DIR);
+    if (!(await realpath(full)).startsWith(root + sep)) return undefined;
+    const bytes = await Bun.file(full).slice(0, SHORT_TEXT_SIZE + 1).bytes();
+    let end = Math.min(bytes.length, SHORT_TEXT_SIZE);
+    if (bytes.length > SHORT_TEXT_SIZE) {
+      let start = end - 1;
+      while (start > 0 && start > end - 4 && (bytes[start]! & 0xc0) === 0x80) start--;
+      const lead = bytes[start] ?? 0;
+      const width = lead < 0x80 ? 1 : lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+      if (start + width > end) end = start;
+    }
+    return decoder.decode(bytes.subarray(0, end)) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function shape(m: Row) {
+  const batches = m.batches.map((b) => ({
+    batch_id: b.batch_id,
+    add_to_from: b.add_to_from,
+    to: b.recipients.map((r) => r.addr),
+    to_delivery: b.recipients.map(delivery),
+    time: m.time_sent === null ? null : b.time_added,
+  }));
+  const text = await shortText(m);
+  return {
+    id: m.id,
+    version: m.version,
+    has_pid: m.pid !== null,
+    has_add_to: batches.length > 0,
+    common_type: false,
+    important: m.is_important,
+    no_reply: m.no_reply,
+    deflate: m.is_deflate,
+    pid: m.pid,
+    from: m.from_addr,
+    to: m.to_delivery.map((d) => d.addr),
+    add_to: batches.flatMap((b) => b.to),
+    add_to_from: batches.at(-1)?.add_to_from ?? null,
+    time: m.time_sent,
+    topic: m.topic,
+    type: m.type,
+    size: m.size,
+    attachments: m.attachments.map((a) => ({ filename: a.filename, size: a.size })),
+    add_to_batches: batches,
+    to_delivery: m.to_delivery.map(delivery),
+    ...(text ? { short_text: text } : {}),
+    read: m.time_read !== null,
+    time_read: m.time_read,
+  };
+}
 
 Bun.serve({
   hostname: "127.0.0.1",
@@ -79,7 +142,7 @@ Bun.serve({
     if (url.pathname === "/fmsg") {
       const limit = Math.min(100, Number(url.searchParams.get("limit") ?? 20));
       const offset = Number(url.searchParams.get("offset") ?? 0);
-      return json(200, (await listInbox(sql, identity, limit, offset)).map(shape));
+      return json(200, await Promise.all((await listInbox(sql, identity, limit, offset)).map(shape)));
     }
     const m = /^\/fmsg\/([1-9][0-9]{0,18})$/.exec(url.pathname);
     if (!m) return fail(404, "not found");
@@ -87,6 +150,6 @@ Bun.serve({
     if (!row) return fail(404, "message not found");
     const visible = row.is_owner || (row.time_sent !== null && (row.is_to || row.is_add_to));
     if (!visible) return fail(403, "access denied");
-    return json(200, shape(row));
+    return json(200, await shape(row));
   },
 });

@@ -34,30 +34,47 @@ export const address = (error: (input: unknown) => string) =>
 
 /**
  * A list of recipient addresses. Its length is checked before any element, so a hostile list of a
- * million entries is refused at once instead of producing a million issues. `emptyText` is the error
- * for a missing or empty list (null: absent means none). Repeats are not checked here: whether two
- * addresses are the same is PostgreSQL's lower() to decide, where the list is written.
+ * million entries is refused at once instead of producing a million issues. Repeats are not checked
+ * here: whether two addresses are the same is PostgreSQL's lower() to decide, where the list is written.
  */
-export function addressList(field: string, emptyText: string | null) {
+function addressArray(field: string, emptyText: string | null) {
   const tooMany = `${field} list must hold at most ${MAX_RECIPIENTS} addresses`;
   const list = z
     .array(address((a) => `invalid address in ${field}: ${shown(a)}`), {
       error: (iss) => (isAbsent(iss.input) && emptyText ? emptyText : `${field} must be a list of addresses`),
     })
     .max(MAX_RECIPIENTS, tooMany);
-  const checked = z.preprocess((v, ctx) => {
+  const lengthFirst = (v: unknown, ctx: z.RefinementCtx) => {
     if (Array.isArray(v) && v.length > MAX_RECIPIENTS) return issue(ctx, tooMany);
     if (emptyText && Array.isArray(v) && v.length === 0) return issue(ctx, emptyText);
-    if (!emptyText && isAbsent(v)) return [];
-    return v;
-  }, emptyText ? list.min(1, emptyText) : list);
-  return checked;
+    return isAbsent(v) && !emptyText ? undefined : v;
+  };
+  return { list, lengthFirst };
 }
+
+/** A required list of 1–255 addresses; `emptyText` is the error for a missing or empty one. */
+export function addressList(field: string, emptyText: string) {
+  const { list, lengthFirst } = addressArray(field, emptyText);
+  return z.preprocess(lengthFirst, list.min(1, emptyText));
+}
+
+/** An optional list of 0–255 addresses; absent or null gives undefined ("not given": the route decides). */
+export function optionalAddressList(field: string) {
+  const { list, lengthFirst } = addressArray(field, null);
+  return z.preprocess(lengthFirst, list.optional());
+}
+
+/**
+ * Words under /fmsg that name routes (here, in the FMSG-003 standard, or in upstream's API), never
+ * messages: one this server does not serve is "not found", never "invalid message id".
+ */
+export const RESERVED_WORDS: ReadonlySet<string> = new Set(["sent", "wait", "events", "ws", "token", "sub-accounts"]);
 
 /** A `:id` path segment: a positive base-10 integer that fits a bigint, as plain digits. */
 export const messageId = z
   .string()
   .transform((raw, ctx) => {
+    if (RESERVED_WORDS.has(raw)) return issue(ctx, "not found", 404);
     if (!/^[1-9][0-9]{0,18}$/.test(raw) || BigInt(raw) > MAX_BIGINT) return issue(ctx, "invalid message id");
     const id = Number(raw);
     // Valid bigints above 2^53 cannot be JSON numbers; this host never issues them, so no such message exists.

@@ -3,7 +3,8 @@ import { z } from "zod";
 import { isValidFilename } from "../domain/filename.ts";
 import { MAX_RECIPIENTS, MAX_TOPIC_BYTES } from "../domain/limits.ts";
 import { isValidMediaType } from "../domain/media-type.ts";
-import { address, addressList, count, messageId } from "./fields.ts";
+import { parseProfile, PROFILES } from "../domain/profile.ts";
+import { address, addressList, count, issue, messageId, optionalAddressList } from "./fields.ts";
 
 const utf8Length = (s: string) => Buffer.byteLength(s, "utf8");
 
@@ -34,8 +35,8 @@ export const MessageBody = z
       to: addressList("to", "to list must not be empty").meta({
         description: `Recipients: 1–${MAX_RECIPIENTS} addresses, no address twice (case-insensitively).`,
       }),
-      add_to: addressList("add_to", null).meta({
-        description: `Recipients added as one add-to batch when the draft is sent (0–${MAX_RECIPIENTS}).`,
+      add_to: optionalAddressList("add_to").meta({
+        description: `Recipients added as one add-to batch when the draft is sent (0–${MAX_RECIPIENTS}). On PUT, an absent (or null) add_to keeps the draft's pending batch, a list replaces it, and [] clears it.`,
       }),
       pid: z
         .number({ error: "pid must be a positive integer message id" })
@@ -98,3 +99,14 @@ export const WaitQuery = z.object({
   timeout: count({ name: "timeout", dflt: 25, min: 1, max: MAX_WAIT_SECONDS, description: "Seconds to wait, 1–60." }),
 });
 
+
+export const DocumentQuery = z.object({
+  profile: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      return parseProfile(v) ?? issue(ctx, "invalid profile");
+    })
+    .meta({ type: "string", enum: [...PROFILES], description: "The message shape to describe (default: the host's FMSG_API_PROFILE)." } as Record<string, unknown>),
+});

@@ -15,6 +15,37 @@ export const AttachmentEntry = z
   })
   .meta({ id: "Attachment" });
 
+const rfc3339 = z.string().meta({ description: "RFC 3339 UTC time.", example: "2026-12-05T07:00:00.000Z" });
+
+export const Delivery = z
+  .object({
+    addr: z.string(),
+    time_delivered: rfc3339.nullable().meta({ description: "When the recipient's host accepted it; null while pending or failed." }),
+    response_code: z.number().int().nullable().meta({ description: "The fmsg per-recipient code of a failed attempt; null when delivered or pending." }),
+  })
+  .meta({ id: "Delivery", description: "Delivery state of one recipient." });
+
+export const AddToBatch = z
+  .object({
+    batch_id: z.number().int().min(1),
+    add_to_from: z.string().meta({ description: "Who added this batch." }),
+    to: z.array(z.string()).meta({ description: "The batch's recipients in insertion order." }),
+    to_delivery: z.array(Delivery).meta({ description: "One per address of `to`, same order." }),
+    time: time.nullable().meta({ description: "When the batch was added; null for a draft's pending batch." }),
+  })
+  .meta({ id: "AddToBatch", description: "One add-to: who added which recipients, and when." });
+
+/** The fields FMSG-003 added to the message object; both profiles have them. */
+const standardFields = {
+  to_delivery: z.array(Delivery).meta({ description: "One per `to` address, same order." }),
+  short_text: z
+    .string()
+    .optional()
+    .meta({ description: "For text/* bodies: the first bytes (FMSG_API_SHORT_TEXT_SIZE, default 768), cut back to a whole character. Absent when empty or not text." }),
+  read: z.boolean().meta({ description: "The identity, as a recipient, has marked it read." }),
+  time_read: time.nullable().meta({ description: "When the identity marked it read." }),
+};
+
 export const Message = z
   .object({
     id,
@@ -35,12 +66,26 @@ export const Message = z
     type: z.string().meta({ description: "The body's media type." }),
     size: z.number().int().min(0).meta({ description: "Body bytes, as served by /fmsg/{id}/data." }),
     attachments: z.array(AttachmentEntry).meta({ description: "In stored order." }),
+    add_to_batches: z.array(AddToBatch).meta({ description: "Every add-to batch, oldest first (a draft's pending one last, with time null)." }),
+    ...standardFields,
   })
-  .meta({ id: "Message", description: "A message as its owner or recipients see it. Bodies and attachment contents are never inlined." });
+  .meta({ id: "Message", description: "A message as its owner or recipients see it (profile seed). Bodies and attachment contents are never inlined." });
 
 export type MessageJson = z.infer<typeof Message>;
 
+/** The message object under the fmsg-003 profile: add_to is the batch list; three seed-only keys are left out. */
+export const Message003 = Message.omit({ add_to_from: true, common_type: true, add_to_batches: true })
+  .extend({ add_to: z.array(AddToBatch).meta({ description: "Every add-to batch, oldest first (a draft's pending one last, with time null)." }) })
+  .meta({ id: "Message003", description: "A message as its owner or recipients see it (profile fmsg-003)." });
+
+export type MessageJson003 = z.infer<typeof Message003>;
+
 export const MessageList = z.array(Message).meta({ description: "Newest (highest id) first; [] when empty." });
+export const MessageList003 = z.array(Message003).meta({ description: "Newest (highest id) first; [] when empty." });
+
+export const ReadResult = z
+  .object({ id, time_read: time.meta({ description: "When the identity first marked it read." }) })
+  .meta({ id: "ReadResult" });
 
 export const Created = z.object({ id }).meta({ id: "Created" });
 

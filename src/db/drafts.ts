@@ -71,6 +71,12 @@ export async function pendingBatch(tx: Tx, id: number): Promise<{ id: number; co
   return rows[0] ?? null;
 }
 
+/** The addresses of a draft's pending add-to batch, in insertion order. */
+export async function pendingAddresses(tx: Tx, id: number): Promise<string[]> {
+  const rows = await tx<{ addr: string }[]>`select addr from msg_add_to where msg_id = ${id} order by id`;
+  return rows.map((r) => r.addr);
+}
+
 export async function deleteBatches(tx: Tx, id: number): Promise<void> {
   await tx`delete from msg_add_to where msg_id = ${id}`;
   await tx`delete from msg_add_to_notify where batch_id in (select id from msg_add_to_batch where msg_id = ${id})`;

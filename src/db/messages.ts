@@ -7,17 +7,28 @@ type Db = Sql | Tx;
 
 export type MessageRow = StoredMessage;
 
+/** A recipient row's delivery columns as JSON (postgres.js parses json); times stay POSIX seconds here. */
+const DELIVERY = (alias: string) =>
+  `json_build_object('addr', ${alias}.addr, 'time_delivered', ${alias}.time_delivered, 'response_code', ${alias}.response_code)`;
+
 /**
- * The columns of a message row. Arrays come back as JSON (postgres.js parses json) so a page of
- * messages costs one round trip; coalesce turns "no rows" into [] rather than null.
+ * The columns of a message row as `identity` reads it. Lists come back as JSON so a page of
+ * messages costs one round trip; coalesce turns "no rows" into [] rather than null. `to` and the
+ * flat add_to list are derived from the delivery and batch lists, not queried twice.
  */
-function messageColumns(sql: Db) {
+export function messageColumns(sql: Db, identity: string) {
   return sql`
     m.id, m.version, m.pid, m.no_reply, m.is_important, m.is_deflate, m.time_sent, m.from_addr,
     m.topic, m.type, m.size, m.filepath,
-    coalesce((select json_agg(t.addr order by t.id) from msg_to t where t.msg_id = m.id), '[]'::json) as "to",
-    coalesce((select json_agg(a.addr order by a.batch_id, a.id) from msg_add_to a where a.msg_id = m.id), '[]'::json) as add_to,
-    (select b.add_to_from from msg_add_to_batch b where b.msg_id = m.id order by b.id desc limit 1) as add_to_from,
+    coalesce((select json_agg(${sql.unsafe(DELIVERY("t"))} order by t.id) from msg_to t where t.msg_id = m.id), '[]'::json) as to_delivery,
+    coalesce((select json_agg(json_build_object(
+        'batch_id', b.id, 'add_to_from', b.add_to_from, 'time_added', b.time_added,
+        'recipients', coalesce((select json_agg(${sql.unsafe(DELIVERY("a"))} order by a.id) from msg_add_to a where a.batch_id = b.id), '[]'::json))
+        order by b.id)
+      from msg_add_to_batch b where b.msg_id = m.id), '[]'::json) as batches,
+    coalesce(
+      (select t.time_read from msg_to t where t.msg_id = m.id and lower(t.addr) = lower(${identity}::text) limit 1),
+      (select a.time_read from msg_add_to a where a.msg_id = m.id and lower(a.addr) = lower(${identity}::text) limit 1)) as time_read,
     coalesce((select json_agg(json_build_object(
         'filename', f.filename, 'size', f.filesize, 'flags', f.flags, 'type', f.type, 'filepath', f.filepath)
         order by f.position, f.filename)
@@ -32,7 +43,7 @@ export type Role = { is_owner: boolean; is_to: boolean; is_add_to: boolean };
 
 export async function findMessage(sql: Db, id: number, identity: string): Promise<(MessageRow & Role) | null> {
   const rows = await sql<(MessageRow & Role)[]>`
-    select ${messageColumns(sql)},
+    select ${messageColumns(sql, identity)},
       lower(m.from_addr) = lower(${identity}::text) as is_owner,
       exists (select 1 from msg_to t where t.msg_id = m.id and lower(t.addr) = lower(${identity}::text)) as is_to,
       exists (select 1 from msg_add_to a where a.msg_id = m.id and lower(a.addr) = lower(${identity}::text)) as is_add_to
@@ -134,7 +145,19 @@ export async function listInbox(sql: Db, address: string, page: InboxPage): Prom
       ) ids
       order by id desc limit ${page.limit} offset ${page.offset}
     )
-    select ${messageColumns(sql)} from msg m where m.id in (select id from page) order by m.id desc`;
+    select ${messageColumns(sql, address)} from msg m where m.id in (select id from page) order by m.id desc`;
+}
+
+/**
+ * Messages `address` wrote, drafts included, newest first. fmsgd's lower(from_addr) index finds
+ * them; the page is cut in SQL.
+ */
+export async function listSent(sql: Db, address: string, page: InboxPage): Promise<MessageRow[]> {
+  const before = page.beforeId ?? Number.MAX_SAFE_INTEGER;
+  return sql<MessageRow[]>`
+    select ${messageColumns(sql, address)} from msg m
+    where lower(m.from_addr) = lower(${address}::text) and m.id < ${before}::int8
+    order by m.id desc limit ${page.limit} offset ${page.offset}`;
 }
 
 /**

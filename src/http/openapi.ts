@@ -1,7 +1,8 @@
 // How routes describe their answers in the OpenAPI document, and the document itself (served at /openapi.json).
 import type { OpenAPIHono, RouteConfig } from "@hono/zod-openapi";
 import type { ZodType } from "zod";
-import { ErrorBody } from "../contract/responses.ts";
+import { ErrorBody, Message003 } from "../contract/responses.ts";
+import type { Profile } from "../domain/profile.ts";
 import { VERSION } from "../version.ts";
 import type { AppEnv } from "./app-env.ts";
 
@@ -72,16 +73,23 @@ export const STORAGE_ERRORS: Partial<Record<ErrorStatus, string>> = {
 };
 
 type Document = ReturnType<OpenAPIHono<AppEnv>["getOpenAPI31Document"]>;
-const documents = new WeakMap<OpenAPIHono<AppEnv>, Document>();
+const documents = new WeakMap<OpenAPIHono<AppEnv>, Record<Profile, Document>>();
 
-/** The OpenAPI 3.1 document of every route registered on `app`: built once, when all are in place. */
-export function openApiDocument(app: OpenAPIHono<AppEnv>): Document {
-  let document = documents.get(app);
-  if (!document) {
-    document = buildDocument(app);
-    documents.set(app, document);
+/**
+ * The OpenAPI 3.1 document of every route registered on `app`, as answered in `profile`: built
+ * once, when all routes are in place. Routes are declared with the seed message object; under
+ * fmsg-003 every reference to it names the fmsg-003 object instead (nothing else differs).
+ */
+export function openApiDocument(app: OpenAPIHono<AppEnv>, profile: Profile): Document {
+  let built = documents.get(app);
+  if (!built) {
+    app.openAPIRegistry.register("Message003", Message003);
+    const seed = buildDocument(app);
+    const fmsg003 = JSON.parse(JSON.stringify(seed).replaceAll('"#/components/schemas/Message"', '"#/components/schemas/Message003"')) as Document;
+    built = { seed, "fmsg-003": fmsg003 };
+    documents.set(app, built);
   }
-  return document;
+  return built[profile];
 }
 
 function buildDocument(app: OpenAPIHono<AppEnv>): Document {

@@ -12,6 +12,7 @@ import {
   insertDraft,
   insertRecipients,
   nextMessageId,
+  pendingAddresses,
   updateDraft,
   type DraftFields,
 } from "../db/drafts.ts";
@@ -30,7 +31,7 @@ const TOTAL_TOO_LARGE = "total message size exceeds limit";
 
 /** Rules both create and update apply before touching any file. */
 async function checkInput(deps: MessageDeps, identity: string, input: MessageInput): Promise<Uint8Array> {
-  const names = await compareAddresses(deps.sql, input.from, identity, [...input.to, ...input.add_to]);
+  const names = await compareAddresses(deps.sql, input.from, identity, [...input.to, ...(input.add_to ?? [])]);
   if (names.duplicate !== null) throw invalid(`duplicate recipient: ${names.duplicate}`);
   if (!names.fromIsIdentity) throw forbidden("from address must match authenticated user");
   if (deps.domain !== null && domainOf(input.from) !== deps.domain.toLowerCase()) {
@@ -63,9 +64,16 @@ function draftFields(input: MessageInput, body: { size: number; filepath: string
   };
 }
 
+/** Under the row lock: the new `to` list and the kept pending add-to list share no address. */
+async function requireDistinct(tx: Tx, input: MessageInput, identity: string, kept: string[]): Promise<void> {
+  if (kept.length === 0) return;
+  const names = await compareAddresses(tx, input.from, identity, [...input.to, ...kept]);
+  if (names.duplicate !== null) throw invalid(`duplicate recipient: ${names.duplicate}`);
+}
+
 async function writeRecipients(tx: Tx, id: number, input: MessageInput): Promise<void> {
   await insertRecipients(tx, id, input.to);
-  if (input.add_to.length > 0) {
+  if (input.add_to && input.add_to.length > 0) {
     // The pending batch of a draft: stamped with the send time when the draft is sent.
     const batch = await insertBatch(tx, id, input.from, null);
     await insertBatchRecipients(tx, id, batch, input.add_to);
@@ -111,7 +119,12 @@ export async function replaceDraft(deps: MessageDeps, identity: string, id: numb
       const filepath = await place(head.filepath);
       await updateDraft(tx, id, draftFields(input, { size: body.size, filepath }));
       await deleteRecipients(tx, id);
-      await deleteBatches(tx, id);
+      if (input.add_to === undefined) {
+        // GET-merge-PUT clients leave add_to out: the pending batch stays, and must not repeat a new `to`.
+        await requireDistinct(tx, input, identity, await pendingAddresses(tx, id));
+      } else {
+        await deleteBatches(tx, id);
+      }
       await writeRecipients(tx, id, input);
     }),
     mayHaveCommitted,

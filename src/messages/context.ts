@@ -12,6 +12,8 @@ export type MessageDeps = {
   maxDataBytes: number;
   maxAttachBytes: number;
   maxMsgBytes: number;
+  /** Bytes of a text body shown as short_text (0: none). */
+  shortTextSize: number;
   /** Called after a commit that made messages visible to these addresses (see Wake). */
   wake: Wake;
   log: (line: Record<string, unknown>) => void;

@@ -1,9 +1,10 @@
 // Reading messages as a participant: who may see what (docs/API.md §5) and the message JSON with real sizes.
 import type { MessageJson } from "../contract/responses.ts";
 import { attachmentIsCompressed, messageJson, type StoredMessage } from "../domain/message-json.ts";
-import { findMessage, listInbox, type InboxPage, type Role } from "../db/messages.ts";
+import { findMessage, listInbox, listSent, type InboxPage, type Role } from "../db/messages.ts";
 import { forbidden } from "../domain/errors.ts";
-import { fileSize } from "../storage/file-info.ts";
+import { hasShortText, shortText } from "../domain/short-text.ts";
+import { fileSize, readHead } from "../storage/file-info.ts";
 import { messageNotFound } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 
@@ -20,8 +21,12 @@ export async function visibleMessage(deps: Pick<MessageDeps, "sql">, identity: s
   throw forbidden("access denied");
 }
 
-/** The §5 object; parts fmsgd stored decompressed report the length of the file actually served. */
-export async function shapeMessage(dataDir: string, m: StoredMessage): Promise<MessageJson> {
+/**
+ * The message object; parts fmsgd stored decompressed report the length of the file actually
+ * served, and a text body its opening lines (short_text).
+ */
+export async function shapeMessage(deps: Pick<MessageDeps, "dataDir" | "shortTextSize">, m: StoredMessage): Promise<MessageJson> {
+  const { dataDir } = deps;
   const body = m.is_deflate ? ((await fileSize(dataDir, m.filepath)) ?? m.size) : undefined;
   let attachments: Map<string, number> | undefined;
   for (const a of m.attachments) {
@@ -29,10 +34,20 @@ export async function shapeMessage(dataDir: string, m: StoredMessage): Promise<M
     attachments ??= new Map();
     attachments.set(a.filename, (await fileSize(dataDir, a.filepath)) ?? a.size);
   }
-  return messageJson(m, { body, attachments });
+  let text: string | undefined;
+  if (deps.shortTextSize > 0 && hasShortText(m.type) && (body ?? m.size) > 0) {
+    const head = await readHead(dataDir, m.filepath, deps.shortTextSize);
+    if (head) text = shortText(head.bytes, head.truncated);
+  }
+  return messageJson(m, { body, attachments, shortText: text });
 }
 
-export async function inbox(deps: Pick<MessageDeps, "sql" | "dataDir">, identity: string, page: InboxPage): Promise<MessageJson[]> {
+export async function inbox(deps: Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize">, identity: string, page: InboxPage): Promise<MessageJson[]> {
   const rows = await listInbox(deps.sql, identity, page);
-  return Promise.all(rows.map((m) => shapeMessage(deps.dataDir, m)));
+  return Promise.all(rows.map((m) => shapeMessage(deps, m)));
+}
+
+export async function sentFolder(deps: Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize">, identity: string, page: InboxPage): Promise<MessageJson[]> {
+  const rows = await listSent(deps.sql, identity, page);
+  return Promise.all(rows.map((m) => shapeMessage(deps, m)));
 }

@@ -24,3 +24,18 @@ export async function fileSize(dataDir: string, filepath: string): Promise<numbe
   }
 }
 
+
+/**
+ * Up to `maxBytes` from the start of a stored file, and whether the file goes on past them; null
+ * when it is missing or outside the data directory.
+ */
+export async function readHead(dataDir: string, filepath: string, maxBytes: number): Promise<{ bytes: Uint8Array; truncated: boolean } | null> {
+  try {
+    const file = Bun.file(await insideReal(dataDir, filepath));
+    // One byte more than wanted tells whether there is more.
+    const bytes = await file.slice(0, maxBytes + 1).bytes();
+    return bytes.length > maxBytes ? { bytes: bytes.subarray(0, maxBytes), truncated: true } : { bytes, truncated: false };
+  } catch {
+    return null;
+  }
+}

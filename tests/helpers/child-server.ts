@@ -87,8 +87,8 @@ export async function startChildServer(opts: ChildServerOptions): Promise<ChildS
     });
   }
   // The child serves the document it answers by; checking starts once it is read.
-  const document = await (await fetch(`${url}/openapi.json`)).json();
-  watchServer(url, document);
+  const documentOf = async (profile: string) => (await fetch(`${url}/openapi.json?profile=${profile}`)).json();
+  watchServer(url, { seed: await documentOf("seed"), "fmsg-003": await documentOf("fmsg-003") });
   void exited.then(() => unwatchServer(url!)); // its port may serve something else later
   return {
     url,

@@ -9,7 +9,8 @@ type Document = { paths: Record<string, Record<string, Operation>>; components?:
 type Route = { template: string; pattern: RegExp; literalSegments: number; operations: Record<string, Operation> };
 type Checker = { routes: Route[]; validators: Map<string, ValidateFunction>; ajv: Ajv2020 };
 
-const watched = new Map<string, Checker>();
+/** Per watched origin: a checker per profile, and the one to use when an answer names none. */
+const watched = new Map<string, { byProfile: Map<string, Checker>; fallback: Checker }>();
 
 /**
  * Every documented object is closed for the check: a field the document does not describe is a
@@ -53,9 +54,13 @@ function validator(checker: Checker, key: string, schema: Json): ValidateFunctio
   return v;
 }
 
-/** Starts checking every response from `baseUrl` against `document`. */
-export function watchServer(baseUrl: string, document: unknown): void {
-  watched.set(new URL(baseUrl).origin, checkerFor(document as Document));
+/**
+ * Starts checking every response from `baseUrl` against the document of the profile it names in
+ * its Fmsg-Profile header (answers outside /fmsg name none: they are the same in every profile).
+ */
+export function watchServer(baseUrl: string, documents: Record<string, unknown>): void {
+  const byProfile = new Map(Object.entries(documents).map(([profile, doc]) => [profile, checkerFor(doc as Document)]));
+  watched.set(new URL(baseUrl).origin, { byProfile, fallback: byProfile.values().next().value! });
 }
 
 export function unwatchServer(baseUrl: string): void {
@@ -97,9 +102,12 @@ async function violation(checker: Checker, method: string, url: URL, res: Respon
  * not the API, and are not checked.
  */
 export async function contractViolation(method: string, url: URL, res: Response): Promise<string | null> {
-  const checker = watched.get(url.origin);
+  const server = watched.get(url.origin);
   const m = method.toLowerCase();
-  if (!checker || m === "options") return null;
+  if (!server || m === "options") return null;
+  const named = res.headers.get("fmsg-profile");
+  const checker = named === null ? server.fallback : server.byProfile.get(named);
+  if (!checker) return `${method.toUpperCase()} ${url.pathname} → ${res.status}: unknown Fmsg-Profile ${named}`;
   const wrong = await violation(checker, m, url, res);
   return wrong && `${method.toUpperCase()} ${url.pathname} → ${res.status}: ${wrong}`;
 }

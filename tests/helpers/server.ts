@@ -99,7 +99,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   });
   if (embeddedDir) db.sql = server.sql; // the one connection there is
   const url = server.urls[0]!.replace(/\/$/, "");
-  watchServer(url, server.openApiDocument());
+  watchServer(url, { seed: server.openApiDocument("seed"), "fmsg-003": server.openApiDocument("fmsg-003") });
   const token = (address: string, ttl = 600) => mintToken(address, TEST_KEY, ttl);
   return {
     url,

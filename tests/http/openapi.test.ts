@@ -34,6 +34,7 @@ const ROUTES: [string, string, string[]][] = [
   ["get", "/fmsg", ["200", ...FMSG]],
   ["post", "/fmsg", ["201", "413", "415", "507", ...FMSG]],
   ["get", "/fmsg/wait", ["200", "204", ...FMSG]],
+  ["get", "/fmsg/sent", ["200", ...FMSG]],
   ["get", "/fmsg/{id}", ["200", "404", ...FMSG]],
   ["put", "/fmsg/{id}", ["200", "404", "413", "415", "507", ...FMSG]],
   ["delete", "/fmsg/{id}", ["204", "404", ...FMSG]],
@@ -45,7 +46,7 @@ const ROUTES: [string, string, string[]][] = [
   ["delete", "/fmsg/{id}/attach/{filename}", ["204", "404", ...FMSG]],
   ["get", "/healthz", ["200"]],
   ["get", "/readyz", ["200", "503"]],
-  ["get", "/openapi.json", ["200", "429"]],
+  ["get", "/openapi.json", ["200", "400", "429"]],
   ["get", "/metrics", ["200"]],
 ];
 

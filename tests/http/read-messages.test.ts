@@ -34,6 +34,15 @@ describe("GET /fmsg/:id", () => {
       type: "text/plain",
       size: 12,
       attachments: [],
+      // The FMSG-003 additions (tests/http/standard-fields.test.ts covers them in depth).
+      add_to_batches: [],
+      to_delivery: [
+        { addr: BOB, time_delivered: null, response_code: null },
+        { addr: CAROL, time_delivered: null, response_code: null },
+      ],
+      short_text: "twelve bytes",
+      read: false,
+      time_read: null,
     });
     const time = await sendDraft(s, ALICE, id);
     const after = (await (await s.request("GET", `/fmsg/${id}`, { as: BOB })).json()) as Record<string, unknown>;

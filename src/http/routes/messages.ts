@@ -1,14 +1,16 @@
 // Routes of /fmsg: inbox, drafts (create, read, replace, delete), send, add-to and the body download.
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { AddToBody, IdParams, InboxQuery, MessageBody } from "../../contract/requests.ts";
-import { AddToResult, Created, Message, MessageList, SendResult } from "../../contract/responses.ts";
+import { AddToResult, Created, Message, MessageList, SendResult, type MessageJson } from "../../contract/responses.ts";
+import { inProfile } from "../../domain/profile.ts";
 import { bodyExtension } from "../../domain/media-type.ts";
 import { addRecipients } from "../../messages/add-recipients.ts";
 import { createDraft, replaceDraft } from "../../messages/compose-draft.ts";
 import type { MessageDeps } from "../../messages/context.ts";
 import { deleteDraft } from "../../messages/delete-draft.ts";
-import { inbox, shapeMessage, visibleMessage } from "../../messages/read-messages.ts";
+import { inbox, sentFolder, shapeMessage, visibleMessage } from "../../messages/read-messages.ts";
 import { sendDraft } from "../../messages/send-draft.ts";
+import type { Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
 import { DOWNLOAD_ANSWERS, serveDownload } from "../download.ts";
 import { boundedJsonBody } from "../json-body.ts";
@@ -48,6 +50,20 @@ const listInbox = createRoute({
   request: { query: InboxQuery },
   responses: answers(
     { 200: json(MessageList, "A page of the inbox.") },
+    { 400: "Invalid paging (`invalid limit`, `invalid offset`, `invalid before_id`)." },
+  ),
+});
+
+const listSentFolder = createRoute({
+  operationId: "listSent",
+  method: "get",
+  path: "/sent",
+  tags,
+  security,
+  summary: "The sent folder: messages the identity wrote, drafts included, newest first",
+  request: { query: InboxQuery },
+  responses: answers(
+    { 200: json(MessageList, "A page of the sent folder.") },
     { 400: "Invalid paging (`invalid limit`, `invalid offset`, `invalid before_id`)." },
   ),
 });
@@ -185,14 +201,22 @@ const downloadBody = createRoute({
 export function messageRoutes(deps: MessageDeps) {
   const dataLimit = messageJsonLimit(deps.maxDataBytes);
   return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
-    .openapi(listInbox, async (c) => c.json(await inbox(deps, c.var.identity, toPage(c.req.valid("query"))), 200))
+    .openapi(listInbox, async (c) => {
+      const page = await inbox(deps, c.var.identity, toPage(c.req.valid("query")));
+      return c.json(page.map((m) => shown(c, m)), 200);
+    })
+    // Before /{id}: "sent" is a route, never an id.
+    .openapi(listSentFolder, async (c) => {
+      const page = await sentFolder(deps, c.var.identity, toPage(c.req.valid("query")));
+      return c.json(page.map((m) => shown(c, m)), 200);
+    })
     .openapi(createMessage(dataLimit), async (c) => {
       const id = await createDraft(deps, c.var.identity, c.req.valid("json"));
       return c.json({ id }, 201);
     })
     .openapi(readMessage, async (c) => {
       const m = await visibleMessage(deps, c.var.identity, c.req.valid("param").id);
-      return c.json(await shapeMessage(deps.dataDir, m), 200);
+      return c.json(shown(c, await shapeMessage(deps, m)), 200);
     })
     .openapi(replaceMessage(dataLimit), async (c) => {
       const { id } = c.req.valid("param");
@@ -223,6 +247,14 @@ export function messageRoutes(deps: MessageDeps) {
         missing: "message data not available",
       });
     });
+}
+
+/**
+ * A message object in the request's profile. Routes declare the seed object; the document served
+ * for fmsg-003 names that profile's object in its place (openapi.ts), which is what this returns.
+ */
+function shown(c: Context<AppEnv>, m: MessageJson): MessageJson {
+  return inProfile(m, c.var.profile) as MessageJson;
 }
 
 function toPage(q: { limit: number; offset: number; before_id: number | null }) {

@@ -1,0 +1,31 @@
+// The Fmsg-Profile header: which message shape a request under /fmsg is answered in.
+import type { MiddlewareHandler } from "hono";
+import { parseProfile, type Profile } from "../domain/profile.ts";
+import type { AppEnv } from "./app-env.ts";
+import { ApiError } from "./errors.ts";
+
+export const PROFILE_HEADER = "Fmsg-Profile";
+
+/**
+ * Runs before authentication: every answer under /fmsg — 401s, validation errors and downloads
+ * included — names the profile it was given in (the host's default until the request's own
+ * header has been read and accepted).
+ */
+export function announceProfile(hostDefault: Profile): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    c.set("profile", hostDefault);
+    await next();
+    c.header(PROFILE_HEADER, c.var.profile);
+  };
+}
+
+/** Runs after authentication, with the other request validation: the request's own choice. */
+export const chooseProfile: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const asked = c.req.header(PROFILE_HEADER);
+  if (asked !== undefined) {
+    const profile = parseProfile(asked);
+    if (!profile) throw new ApiError(400, "invalid profile");
+    c.set("profile", profile);
+  }
+  await next();
+};
