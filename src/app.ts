@@ -17,6 +17,7 @@ import { requestLog, type Logger } from "./http/request-log.ts";
 import { attachmentRoutes } from "./http/routes/attachments.ts";
 import { healthRoutes } from "./http/routes/health.ts";
 import { messageRoutes } from "./http/routes/messages.ts";
+import { threadRoutes } from "./http/routes/threads.ts";
 import { waitRoutes } from "./http/routes/wait.ts";
 import { refuseInvalid } from "./http/validation.ts";
 import type { MessageDeps } from "./messages/context.ts";
@@ -124,6 +125,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/fmsg", waitRoutes(deps.waiters));
   app.route("/fmsg", messageRoutes(messageDeps));
   app.route("/fmsg", attachmentRoutes(messageDeps));
+  app.route("/fmsg", threadRoutes(messageDeps));
 
   app.notFound(() => {
     throw new ApiError(404, "not found");

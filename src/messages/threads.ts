@@ -1,0 +1,65 @@
+// A message's thread (docs/API.md §10.3): its ancestors by pid, root first, then itself — as text or as message objects.
+import type { MessageJson } from "../contract/responses.ts";
+import { threadChain, type ThreadEntry } from "../db/threads.ts";
+import { forbidden } from "../domain/errors.ts";
+import {
+  bodyText,
+  DATA_MISSING_NOTE,
+  entryHeader,
+  entryText,
+  isThreadText,
+  nonTextNote,
+  NOT_VISIBLE_NOTE,
+  truncatedNote,
+} from "../domain/thread-text.ts";
+import { fileSize, readHead } from "../storage/file-info.ts";
+import { messageNotFound } from "./access.ts";
+import type { MessageDeps } from "./context.ts";
+import { shapeMessage } from "./read-messages.ts";
+
+type ThreadDeps = Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize" | "maxDataBytes">;
+
+/** The chain, once the message itself is known to be visible to the identity (else 404 / 403 as for GET). */
+async function chainOf(deps: ThreadDeps, identity: string, id: number): Promise<ThreadEntry[]> {
+  const chain = await threadChain(deps.sql, id, identity);
+  const self = chain.at(-1);
+  if (!self) throw messageNotFound();
+  if (!self.visible) throw forbidden("access denied");
+  return chain;
+}
+
+/** The chain's messages the identity may see, root first, as message objects (seed shape). */
+export async function threadMessages(deps: ThreadDeps, identity: string, id: number): Promise<MessageJson[]> {
+  const chain = await chainOf(deps, identity, id);
+  return Promise.all(chain.filter((e) => e.visible).map((e) => shapeMessage(deps, e)));
+}
+
+/**
+ * The thread as text, one piece per entry, for streaming: access is decided before this returns,
+ * and bodies are then read one at a time, so a long thread of large bodies never sits in memory whole.
+ */
+export async function threadText(deps: ThreadDeps, identity: string, id: number): Promise<AsyncGenerator<string>> {
+  return entries(deps, await chainOf(deps, identity, id));
+}
+
+async function* entries(deps: ThreadDeps, chain: ThreadEntry[]): AsyncGenerator<string> {
+  for (const [i, e] of chain.entries()) {
+    // Entries are separated by one blank line; the text ends with a line break.
+    yield `${i === 0 ? "" : "\n"}${entryText(entryHeader(e.from_addr, e.time_sent), await contentOf(deps, e))}\n`;
+  }
+}
+
+async function contentOf(deps: ThreadDeps, e: ThreadEntry): Promise<string> {
+  if (!e.visible) return NOT_VISIBLE_NOTE;
+  if (!isThreadText(e.type)) {
+    // As in the message object: a body fmsgd stored decompressed is as long as its file.
+    const size = e.is_deflate ? ((await fileSize(deps.dataDir, e.filepath)) ?? e.size) : e.size;
+    return nonTextNote(e.type, size);
+  }
+  // Bodies this API stores are at most FMSG_API_MAX_DATA_SIZE; one received (and decompressed) may
+  // be longer, and is cut there.
+  const head = await readHead(deps.dataDir, e.filepath, deps.maxDataBytes);
+  if (!head) return DATA_MISSING_NOTE;
+  const text = bodyText(e.type, head.bytes, head.truncated);
+  return head.truncated ? `${text}\n${truncatedNote(deps.maxDataBytes)}` : text;
+}
