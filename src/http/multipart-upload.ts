@@ -4,6 +4,7 @@ import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import type { FilePart } from "../messages/attachments.ts";
 import { ApiError } from "./errors.ts";
+import { PartHeaderTap } from "./part-content-type.ts";
 
 const MULTIPART = /^multipart\/form-data\s*;/i;
 
@@ -41,6 +42,9 @@ export async function withFilePart<T>(req: Request, consume: (part: FilePart) =>
     throw malformed();
   }
   parser.on("error", ignore);
+  // Between the body and busboy, to tell a part sent without Content-Type from one sent as text/plain.
+  const tap = new PartHeaderTap(parser, type, LIMITS.parts);
+  tap.on("error", ignore);
   const input = Readable.fromWeb(req.body as NodeReadableStream<Uint8Array>);
   input.on("error", ignore);
 
@@ -61,11 +65,12 @@ export async function withFilePart<T>(req: Request, consume: (part: FilePart) =>
       req.signal.removeEventListener("abort", onAbort);
       parser.off("file", onFile).off("field", onField).off("error", onParserError).off("finish", onFinish);
       input.off("error", onInputError);
-      input.unpipe(parser);
+      input.unpipe(tap);
       part?.destroy(reason);
       for (const s of skipped) s.destroy(reason);
       skipped.clear();
       input.destroy();
+      tap.destroy();
       parser.destroy();
     };
     const settle = (outcome: () => void) => {
@@ -92,7 +97,9 @@ export async function withFilePart<T>(req: Request, consume: (part: FilePart) =>
       consuming = true;
       let result: Promise<T>;
       try {
-        result = consume({ filename: info.filename ?? "", mimeType: info.mimeType, stream });
+        // Unknown only for bodies busboy half-rejects; then busboy's own report stands, as it always did.
+        const sent = tap.sentHeader(info.mimeType);
+        result = consume({ filename: info.filename ?? "", contentType: sent === null ? info.mimeType : sent.contentType, stream });
       } catch (err) {
         result = Promise.reject(err);
       }
@@ -132,6 +139,6 @@ export async function withFilePart<T>(req: Request, consume: (part: FilePart) =>
     input.on("error", onInputError);
     if (req.signal.aborted) return fail(interrupted());
     req.signal.addEventListener("abort", onAbort);
-    input.pipe(parser);
+    input.pipe(tap);
   });
 }

@@ -1,7 +1,7 @@
 // Attachments of drafts: streamed upload with limits re-checked under the row lock, replace by name, delete.
 import { crashPoint } from "../lib/crash-point.ts";
 import { isValidFilename } from "../domain/filename.ts";
-import { isValidMediaType, typeFromFilename } from "../domain/media-type.ts";
+import { parseMediaType, typeFromFilename } from "../domain/media-type.ts";
 import {
   attachmentTotals,
   bodySize,
@@ -29,8 +29,8 @@ const DELETE_TEXTS = { notOwner: "only the owner may delete attachments", sent: 
 export type FilePart = {
   /** The part's filename exactly as sent (no path stripping: "a/b" stays "a/b" and is refused). */
   filename: string;
-  /** The part's media type (type/subtype); RFC 7578's default text/plain when the header is absent. */
-  mimeType: string;
+  /** The part's Content-Type header as sent (not yet validated); null when the part had none. */
+  contentType: string | null;
   /** Ends at the part's boundary; throws (never hangs) if the body breaks off or the upload is abandoned. */
   stream: AsyncIterable<Uint8Array>;
 };
@@ -61,7 +61,9 @@ export async function uploadAttachment(
 ): Promise<{ filename: string; size: number }> {
   const { filename } = part;
   if (!isValidFilename(filename)) throw invalidFilename();
-  const type = isValidMediaType(part.mimeType) ? part.mimeType : typeFromFilename(filename);
+  // A valid type is stored as type/subtype (parameters dropped); an absent or invalid one is inferred.
+  const sent = part.contentType === null ? null : parseMediaType(part.contentType);
+  const type = sent?.essence ?? typeFromFilename(filename);
 
   const seen = await currentTotals(deps, id, filename);
   const room = deps.maxMsgBytes - seen.body - seen.others.bytes;
