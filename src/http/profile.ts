@@ -14,8 +14,12 @@ export const PROFILE_HEADER = "Fmsg-Profile";
 export function announceProfile(hostDefault: Profile): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     c.set("profile", hostDefault);
+    // Set before the handler runs, so it goes into the answer as it is built (set afterwards,
+    // Hono would wrap the whole response once more).
+    c.header(PROFILE_HEADER, hostDefault);
     await next();
-    c.header(PROFILE_HEADER, c.var.profile);
+    // Answers a handler built itself (downloads) did not pass through c.header().
+    if (c.res.headers.get(PROFILE_HEADER) !== c.var.profile) c.header(PROFILE_HEADER, c.var.profile);
   };
 }
 
@@ -26,6 +30,7 @@ export const chooseProfile: MiddlewareHandler<AppEnv> = async (c, next) => {
     const profile = parseProfile(asked);
     if (!profile) throw new ApiError(400, "invalid profile");
     c.set("profile", profile);
+    c.header(PROFILE_HEADER, profile);
   }
   await next();
 };

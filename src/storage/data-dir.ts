@@ -45,11 +45,16 @@ export function attachmentDir(dataDir: string, messageFolder: string): string {
   return inside(dataDir, resolve(messageFolder, "attach"));
 }
 
+/** `path` resolved, when it lies strictly inside `dataDir`; null otherwise (no exception on hot read paths). */
+export function resolvedInside(dataDir: string, path: string): string | null {
+  const full = resolve(path);
+  return full.startsWith(resolve(dataDir) + sep) ? full : null;
+}
+
 /** Throws unless `path`, after resolution, lies strictly inside `dataDir`. */
 export function inside(dataDir: string, path: string): string {
-  const root = resolve(dataDir);
-  const full = resolve(path);
-  if (!full.startsWith(root + sep)) throw new UnsafePathError(`path escapes the data directory`);
+  const full = resolvedInside(dataDir, path);
+  if (full === null) throw new UnsafePathError(`path escapes the data directory`);
   return full;
 }
 

@@ -1,6 +1,6 @@
 // Size and a strong validator of a stored file, read through the data-directory safety check.
 import { stat } from "node:fs/promises";
-import { insideReal } from "./data-dir.ts";
+import { insideReal, resolvedInside } from "./data-dir.ts";
 
 export type FileInfo = { size: number; etag: string };
 
@@ -30,6 +30,8 @@ export async function fileSize(dataDir: string, filepath: string): Promise<numbe
  * when it is missing or outside the data directory.
  */
 export async function readHead(dataDir: string, filepath: string, maxBytes: number): Promise<{ bytes: Uint8Array; truncated: boolean } | null> {
+  // A row pointing outside the data directory is never followed (and costs no exception here).
+  if (resolvedInside(dataDir, filepath) === null) return null;
   try {
     const file = Bun.file(await insideReal(dataDir, filepath));
     // One byte more than wanted tells whether there is more.
