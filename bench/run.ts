@@ -6,7 +6,7 @@
 //
 //   bun run bench                   full run (rewrites BENCHMARKS.md)
 //   bun run bench --quick           short smoke run (1 s runs, fewer waiters); BENCHMARKS.md untouched
-//   bun run bench --only=read,inbox selected scenarios (read inbox compose waiters attachment footprint)
+//   bun run bench --only=read,inbox selected scenarios (read inbox compose waiters websockets attachment footprint)
 //   bun run bench --render=bench/results/<timestamp>.json
 //                                   re-renders BENCHMARKS.md from a saved full run (after editing
 //                                   bench/ANALYSIS.md), without measuring anything
@@ -26,8 +26,9 @@ import { footprintScenario } from "./scenarios/footprint.ts";
 import { inboxScenario } from "./scenarios/inbox.ts";
 import { readScenario } from "./scenarios/read.ts";
 import { waitersScenario } from "./scenarios/waiters.ts";
+import { webSocketsScenario } from "./scenarios/websockets.ts";
 
-const ALL = ["read", "inbox", "compose", "waiters", "attachment", "footprint"] as const;
+const ALL = ["read", "inbox", "compose", "waiters", "websockets", "attachment", "footprint"] as const;
 type ScenarioId = (typeof ALL)[number];
 
 const args = process.argv.slice(2);
@@ -56,6 +57,8 @@ const settings: Settings = {
   waiters: envNum("BENCH_WAITERS", quick ? 2000 : 10_000),
   waiterProcesses: envNum("BENCH_WAITER_PROCESSES", 2),
   wakeSends: envNum("BENCH_WAKE_SENDS", quick ? 100 : 1000),
+  webSockets: envNum("BENCH_WEBSOCKETS", 10_000),
+  webSocketProcesses: envNum("BENCH_WEBSOCKET_PROCESSES", 4),
   attachMiB: envNum("BENCH_ATTACH_MIB", quick ? 50 : 200),
   contrastCap: envNum("BENCH_CONTRAST_CAP", 500),
 };
@@ -158,6 +161,11 @@ try {
     const dataDir = join(tmp, "data-waiters");
     mkdirSync(dataDir);
     await scenario("waiters", () => waitersScenario(ctx, dataDir));
+  }
+  if (only.includes("websockets")) {
+    const dataDir = join(tmp, "data-websockets");
+    mkdirSync(dataDir);
+    await scenario("websockets", () => webSocketsScenario(ctx, dataDir));
   }
   if (only.includes("attachment")) {
     const dataDir = join(tmp, "data-attach");

@@ -3,9 +3,12 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import type { Config } from "./config.ts";
 import { DocumentQuery } from "./contract/requests.ts";
+import { apiKeyState } from "./db/api-keys.ts";
 import type { Sql } from "./db/pool.ts";
 import type { IdentityService } from "./identity/identity-service.ts";
+import { jwksVerifier } from "./identity/jwks-verifier.ts";
 import type { AppEnv } from "./http/app-env.ts";
+import { MintedTokenCheck } from "./http/api-key-tokens.ts";
 import { requireIdentity } from "./http/auth.ts";
 import { corsPolicy } from "./http/cors.ts";
 import { ApiError, makeErrorHandler } from "./http/errors.ts";
@@ -18,10 +21,13 @@ import { attachmentRoutes } from "./http/routes/attachments.ts";
 import { healthRoutes } from "./http/routes/health.ts";
 import { messageRoutes } from "./http/routes/messages.ts";
 import { threadRoutes } from "./http/routes/threads.ts";
+import { tokenRoutes } from "./http/routes/token.ts";
 import { waitRoutes } from "./http/routes/wait.ts";
+import { webSocketRoutes } from "./http/routes/web-socket.ts";
 import { refuseInvalid } from "./http/validation.ts";
 import type { MessageDeps } from "./messages/context.ts";
 import type { ListenerStatus } from "./realtime/inbox-listener.ts";
+import type { InboxSockets } from "./realtime/inbox-sockets.ts";
 import type { InboxWaiters } from "./realtime/inbox-waiters.ts";
 
 export type AppDeps = {
@@ -29,6 +35,8 @@ export type AppDeps = {
   sql: Sql;
   identity: IdentityService;
   waiters: InboxWaiters;
+  /** The open WebSockets of GET /fmsg/ws. */
+  sockets: InboxSockets;
   listener: ListenerStatus;
   /** Tells waiters that addresses may have new mail (a no-op where the LISTEN connection hears the triggers). */
   wake: MessageDeps["wake"];
@@ -105,6 +113,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     jwtPreviousKey: config.jwtPreviousKey,
     maxTokenTtl: config.maxTokenTtl,
     identity: deps.identity,
+    mintedTokens: new MintedTokenCheck((keyId) => apiKeyState(deps.sql, keyId)),
+    // Built once per app: its key cache and refetch cooldown must outlive a request.
+    jwks: config.identityProvider ? jwksVerifier(config.identityProvider, config.maxTokenTtl, deps.log) : null,
   });
 
   const app = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid });
@@ -119,10 +130,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   // Built on first request, once every route below is registered; it never changes after.
   app.openapi(documentRoute, (c) => c.json(openApiDocument(app, c.req.valid("query").profile ?? config.profile), 200));
   app.use("/fmsg/*", announceProfile(config.profile));
+  // Before the token check: POST /fmsg/token takes an API key, not a token (no other method is served there).
+  app.route("/fmsg", tokenRoutes({ ...deps, jwtKey: config.jwtKey, tokenTtl: config.apiTokenTtl, domain: config.domain, trustedProxies: config.trustedProxies }));
   app.use("/fmsg/*", authenticated); // also matches "/fmsg" itself
   app.use("/fmsg/*", chooseProfile);
   app.use("/fmsg/*", plainIdSegment);
   app.route("/fmsg", waitRoutes(deps.waiters));
+  app.route("/fmsg", webSocketRoutes(deps.sockets));
   app.route("/fmsg", messageRoutes(messageDeps));
   app.route("/fmsg", attachmentRoutes(messageDeps));
   app.route("/fmsg", threadRoutes(messageDeps));

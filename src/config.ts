@@ -2,6 +2,7 @@
 import { parseProfile, PROFILES, type Profile } from "./domain/profile.ts";
 import { z } from "zod";
 import { parseCidr, type CidrRange } from "./lib/ip.ts";
+import type { IdentityProvider } from "./identity/jwks-verifier.ts";
 
 export type Env = Record<string, string | undefined>;
 
@@ -68,6 +69,9 @@ const envSchema = z.object({
   FMSG_DATA_DIR: optionalString,
   FMSG_API_JWT_SECRET: z.string().optional(),
   FMSG_API_JWT_SECRET_PREVIOUS: optionalString,
+  FMSG_JWT_JWKS_URL: optionalString,
+  FMSG_JWT_ISSUER: optionalString,
+  FMSG_JWT_AUDIENCE: optionalString,
   FMSG_DOMAIN: optionalString,
   FMSG_ID_URL: optionalString,
   FMSG_ID_CACHE_SECONDS: intVar("FMSG_ID_CACHE_SECONDS", 0, 86400, 30),
@@ -111,6 +115,16 @@ const envSchema = z.object({
       ctx.addIssue({ code: "custom", message: `FMSG_API_MAX_TOKEN_TTL must look like 3600, 90s, 15m, 12h or 30d, got "${v}"` });
       return z.NEVER;
     }),
+  FMSG_API_TOKEN_TTL: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === "") return 12 * 3600;
+      const seconds = parseTtl(v);
+      if (seconds !== null) return seconds;
+      ctx.addIssue({ code: "custom", message: `FMSG_API_TOKEN_TTL must look like 3600, 90s, 15m, 12h or 30d, got "${v}"` });
+      return z.NEVER;
+    }),
   FMSG_API_PROFILE: z
     .string()
     .optional()
@@ -145,6 +159,8 @@ export type Config = {
   jwtKey: Uint8Array;
   /** The secret before the last rotation: still verifies tokens, never signs (FMSG_API_JWT_SECRET_PREVIOUS). */
   jwtPreviousKey: Uint8Array | null;
+  /** An identity provider whose EdDSA tokens are accepted too (FMSG_JWT_*); null when not configured. */
+  identityProvider: IdentityProvider | null;
   domain: string | null;
   /** Base URL of fmsgid, or "builtin". */
   idUrl: string;
@@ -167,6 +183,8 @@ export type Config = {
   lockTimeoutMs: number;
   /** Longest token lifetime accepted (seconds): exp − iat, or exp − now without iat. */
   maxTokenTtl: number;
+  /** Lifetime (seconds) of tokens minted from API keys at POST /fmsg/token; at most maxTokenTtl. */
+  apiTokenTtl: number;
   log: "info" | "off";
   /** The message shape answered when a request names none (FMSG_API_PROFILE). */
   profile: Profile;
@@ -212,6 +230,34 @@ function corsOrigin(entry: string): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * FMSG_JWT_JWKS_URL with FMSG_JWT_ISSUER (required with it) and FMSG_JWT_AUDIENCE. The keys decide
+ * who may sign in, so they come over https; plain http only from this machine (a local provider or
+ * a test), where nobody on the network can swap them.
+ */
+function parseIdentityProvider(url: string | undefined, issuer: string | undefined, audience: string | undefined, note: (m: string) => void): IdentityProvider | null {
+  if (url === undefined) {
+    if (issuer !== undefined || audience !== undefined) note("FMSG_JWT_ISSUER and FMSG_JWT_AUDIENCE need FMSG_JWT_JWKS_URL (the identity provider's JWKS)");
+    return null;
+  }
+  let parsed: URL | null = null;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = null;
+  }
+  const local = parsed !== null && ["localhost", "127.0.0.1", "[::1]"].includes(parsed.hostname);
+  if (parsed === null || !(parsed.protocol === "https:" || (parsed.protocol === "http:" && local))) {
+    note(`FMSG_JWT_JWKS_URL must be an https URL (http only for localhost or 127.0.0.1), got "${url}"`);
+    return null;
+  }
+  if (issuer === undefined) {
+    note("FMSG_JWT_ISSUER is required when FMSG_JWT_JWKS_URL is set (the exact iss of the provider's tokens)");
+    return null;
+  }
+  return { jwksUrl: url, issuer, audience: audience ?? null };
 }
 
 function parseTrustedProxies(raw: string | undefined): CidrRange[] {
@@ -290,6 +336,11 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
   if (e.FMSG_API_RATE_BURST !== undefined && e.FMSG_API_RATE_LIMIT !== undefined && e.FMSG_API_RATE_BURST < e.FMSG_API_RATE_LIMIT) {
     note("FMSG_API_RATE_BURST must be at least FMSG_API_RATE_LIMIT");
   }
+  // Unset, the default 12h shrinks to a shorter maximum; set, it must fit (the server would refuse its own tokens).
+  const apiTokenTtlSet = env.FMSG_API_TOKEN_TTL !== undefined && env.FMSG_API_TOKEN_TTL.trim() !== "";
+  if (apiTokenTtlSet && e.FMSG_API_TOKEN_TTL !== undefined && e.FMSG_API_MAX_TOKEN_TTL !== undefined && e.FMSG_API_TOKEN_TTL > e.FMSG_API_MAX_TOKEN_TTL) {
+    note("FMSG_API_TOKEN_TTL must not exceed FMSG_API_MAX_TOKEN_TTL");
+  }
   if (e.FMSG_DOMAIN !== undefined && !/^(localhost|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+)$/.test(e.FMSG_DOMAIN)) {
     note(`FMSG_DOMAIN is not a valid domain: "${e.FMSG_DOMAIN}"`);
   }
@@ -304,6 +355,7 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
   };
   const jwtKey = jwtSecret === "" ? null : key("FMSG_API_JWT_SECRET", jwtSecret);
   const jwtPreviousKey = key("FMSG_API_JWT_SECRET_PREVIOUS", e.FMSG_API_JWT_SECRET_PREVIOUS);
+  const identityProvider = parseIdentityProvider(e.FMSG_JWT_JWKS_URL, e.FMSG_JWT_ISSUER, e.FMSG_JWT_AUDIENCE, note);
   let trustedProxies: CidrRange[] = [];
   try {
     trustedProxies = parseTrustedProxies(e.FMSG_TRUSTED_PROXIES);
@@ -321,6 +373,7 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
     dataDir,
     jwtKey,
     jwtPreviousKey,
+    identityProvider,
     domain: v.FMSG_DOMAIN ?? null,
     idUrl,
     idCacheSeconds: v.FMSG_ID_CACHE_SECONDS,
@@ -339,6 +392,7 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
     statementTimeoutMs: v.FMSG_API_DB_STATEMENT_TIMEOUT_MS,
     lockTimeoutMs: v.FMSG_API_DB_LOCK_TIMEOUT_MS,
     maxTokenTtl: v.FMSG_API_MAX_TOKEN_TTL,
+    apiTokenTtl: Math.min(v.FMSG_API_TOKEN_TTL, v.FMSG_API_MAX_TOKEN_TTL),
     profile: v.FMSG_API_PROFILE,
     log: v.FMSG_API_LOG,
     databaseUrl: v.DATABASE_URL ?? null,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-// Command line: serve (default) | migrate | token <address> [--ttl 1h] | healthcheck | --help | --version.
+// Command line: serve (default) | migrate | token <address> [--ttl 1h] | api-key create|list|rotate|revoke | healthcheck | --help | --version.
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { configuredModeSelected, ConfigError, decodeJwtSecret, loadConfig, parseDotEnv, parseTtl, type Env } from "./config.ts";
@@ -11,6 +11,7 @@ import { prepareEmbeddedDefaults, SAMPLE_ADDRESS } from "./embedded-defaults.ts"
 import { jsonLogger } from "./http/request-log.ts";
 import { mintToken } from "./lib/jwt.ts";
 import { startServer, StartupError } from "./server.ts";
+import { apiKeyCommand } from "./cli/api-key.ts";
 import { VERSION } from "./version.ts";
 
 const USAGE = `fmsg-webapi ${VERSION}: the HTTP API of an fmsg host
@@ -25,6 +26,12 @@ Commands:
   migrate                        create or update the schema (idempotent)
   token @user@domain [--ttl 1h]  print a bearer token signed with the configured secret
                                  (--ttl: 3600, 90s, 15m, 12h or 7d; at most FMSG_API_MAX_TOKEN_TTL)
+  api-key create @user@domain [--ttl 90d | --expires <RFC 3339>] [--cidr 10.0.0.0/8,…] [--label text] [--json]
+                                 issue an API key (printed once) that clients exchange at POST /fmsg/token
+  api-key list [@user@domain] [--json]
+                                 key ids, addresses, labels, CIDRs, expiry and last use; never a secret
+  api-key rotate <key_id>        a new secret for the key; the old one and its tokens stop working
+  api-key revoke <key_id>        the key and every token made from it stop working
   healthcheck                    exit 0 when the server on FMSG_API_PORT answers /healthz
 
 Options:
@@ -171,8 +178,9 @@ async function main(argv: string[]): Promise<void> {
     if (command === "serve") await serve(env);
     else if (command === "migrate") await migrateCommand(env);
     else if (command === "token") await tokenCommand(env, args);
+    else if (command === "api-key") process.exitCode = await apiKeyCommand(env, args);
     else if (command === "healthcheck") await healthcheck(env);
-    else fail(`unknown command "${command}" (serve | migrate | token | healthcheck | --help | --version)`);
+    else fail(`unknown command "${command}" (serve | migrate | token | api-key | healthcheck | --help | --version)`);
   } catch (err) {
     if (err instanceof ConfigError || err instanceof StartupError) fail(err.message);
     fail(`failed to start: ${err instanceof Error ? err.message : String(err)}`);

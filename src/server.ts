@@ -17,6 +17,9 @@ import { fmsgidClient } from "./identity/fmsgid-client.ts";
 import { builtinIdentityService } from "./identity/identity-service.ts";
 import type { ListenerStatus } from "./realtime/inbox-listener.ts";
 import { InboxWaiters } from "./realtime/inbox-waiters.ts";
+import { InboxSockets } from "./realtime/inbox-sockets.ts";
+import { inboxFrames } from "./messages/inbox-frames.ts";
+import { webSocketHandler } from "./lib/bun.ts";
 import { fileRows } from "./db/files.ts";
 import { armCrashPoint } from "./lib/crash-point.ts";
 import { ensureDir } from "./storage/atomic-file.ts";
@@ -37,6 +40,8 @@ export type RunningServer = {
   urls: string[];
   sql: Sql;
   waiters: InboxWaiters;
+  /** The open WebSockets of GET /fmsg/ws. */
+  sockets: InboxSockets;
   /** Whether wake-ups are arriving (the LISTEN connection is up; always with the embedded database). */
   listener: ListenerStatus;
   identity: CachedIdentityService | null;
@@ -79,13 +84,16 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     }
 
     const waiters = new InboxWaiters((pairs) => latestInboxIds(sql, pairs), log);
-    const wakeUps = await database.startWakeUps(waiters, { log, heartbeatMs: opts.listenerHeartbeatMs });
+    const sockets = new InboxSockets(inboxFrames({ sql, dataDir: config.dataDir, shortTextSize: config.shortTextSize }), log);
+    cleanups.unshift(async () => sockets.closeAll());
+    const wakeUps = await database.startWakeUps(waiters, { log, heartbeatMs: opts.listenerHeartbeatMs, sockets });
     cleanups.unshift(() => wakeUps.stop());
     const identity = config.idUrl === "builtin" ? null : cachedIdentityService(fmsgidClient(config.idUrl), config.idCacheSeconds);
     const lookups = identity ?? builtinIdentityService;
     const metrics = config.metrics
       ? new Metrics({
           fmsg_api_open_waits: { help: "Open /fmsg/wait requests.", read: () => waiters.size },
+          fmsg_api_open_websockets: { help: "Open /fmsg/ws connections.", read: () => sockets.size },
           fmsg_api_listener_connected: { help: "1 when the LISTEN connection is up.", read: () => (wakeUps.connected() ? 1 : 0) },
           fmsg_api_identity_cache_hits: { help: "Identity look-ups answered from the cache.", read: () => identity?.stats.hits ?? 0 },
           fmsg_api_identity_cache_misses: { help: "Identity look-ups sent to fmsgid.", read: () => identity?.stats.misses ?? 0 },
@@ -96,6 +104,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       sql,
       identity: lookups,
       waiters,
+      sockets,
       listener: wakeUps,
       wake: wakeUps.wake,
       log,
@@ -114,6 +123,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       // answer an empty 413 before any route runs, so it is set far out of the way.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       fetch: (req: Request, server: Server<undefined>) => app.fetch(req, { server }),
+      websocket: webSocketHandler,
       error: (err: Error) => {
         log({ level: "error", msg: "unhandled server error", error: String(err?.stack ?? err) });
         return Response.json({ error: "internal server error" }, { status: 500 });
@@ -130,7 +140,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     }
 
     const retry = config.domain
-      ? setInterval(() => void retryLocalDeliveries({ sql, domain: config.domain, identity: lookups, log }), LOCAL_DELIVERY_RETRY_MS)
+      ? setInterval(() => void retryLocalDeliveries({ sql, domain: config.domain, identity: lookups, log, wake: wakeUps.wake }), LOCAL_DELIVERY_RETRY_MS)
       : null;
 
     let stopping: Promise<void> | null = null;
@@ -138,14 +148,16 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       urls: servers.map((s) => s.url.toString()),
       sql,
       waiters,
+      sockets,
       listener: wakeUps,
       identity,
       openApiDocument: (profile) => openApiDocument(app, profile),
       stop: () =>
         (stopping ??= (async () => {
           if (retry) clearInterval(retry);
-          // Open waits answer 204 first, so the graceful stop below does not hang on them.
+          // Open waits answer 204 and sockets close (1001) first, so the graceful stop below does not hang on them.
           waiters.closeAll();
+          sockets.closeAll();
           await Promise.all(servers.map((s) => drain(s)));
           for (const cleanup of cleanups) await cleanup().catch(() => {});
         })()),

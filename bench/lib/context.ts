@@ -17,6 +17,9 @@ export type Settings = {
   waiters: number;
   waiterProcesses: number;
   wakeSends: number;
+  /** Scenario 7: open WebSockets, and the client processes holding them. */
+  webSockets: number;
+  webSocketProcesses: number;
   /** Scenario 5: size of the uploaded file (MiB). */
   attachMiB: number;
   /** Scenario 4 contrast: stop opening connections after this many. */

@@ -4,7 +4,8 @@
 import postgres from "postgres";
 import { fmtNum, fmtRatio, fmtSpread, mib, table, type Ctx, type Figure, type ScenarioResult } from "../lib/context.ts";
 import { connect, urlFor } from "../lib/db.ts";
-import { memoryOf, spawnChild, startServer, type Child, type Server } from "../lib/procs.ts";
+import { spawnGenerators } from "../lib/generators.ts";
+import { memoryOf, startServer, type Server } from "../lib/procs.ts";
 import { distribution, log, median, sleep, spread, wallMs, type Distribution } from "../lib/util.ts";
 
 export const WAIT_RSS_GOAL_BYTES = 300 * 1000 * 1000; // 300 MB
@@ -18,9 +19,9 @@ async function openWaits(server: Server): Promise<number> {
   return Number(/^fmsg_api_open_waits (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
 }
 
-type Activity = { total: number; listening: number; active: number; rows: { pid: number; state: string; query: string }[] };
+export type Activity = { total: number; listening: number; active: number; rows: { pid: number; state: string; query: string }[] };
 
-async function activity(sql: ReturnType<typeof connect>, db: string): Promise<Activity> {
+export async function activity(sql: ReturnType<typeof connect>, db: string): Promise<Activity> {
   const rows = await sql<{ pid: number; state: string; query: string }[]>`
     select pid, coalesce(state, '') as state, left(regexp_replace(query, '\\s+', ' ', 'g'), 60) as query
     from pg_stat_activity where datname = ${db} and application_name = 'fmsg-webapi' order by pid`;
@@ -44,43 +45,11 @@ type WaveResult = Awaited<ReturnType<typeof wave>>;
 async function wave(ctx: Ctx, server: Server, openCount: () => Promise<number>, prefix: string, sql: ReturnType<typeof connect>) {
   const n = ctx.settings.waiters;
   const k = ctx.settings.waiterProcesses;
-  const per = Math.ceil(n / k);
   const idle = memoryOf(server.pid);
-  const ready: Promise<void>[] = [];
-  const results: Promise<GeneratorResult>[] = [];
-  const gens: Child[] = [];
-  const got: boolean[] = [];
-  for (let g = 0; g < k; g++) {
-    const first = g * per;
-    const count = Math.min(per, n - first);
-    let onReady: () => void = () => {};
-    let onResult: (r: GeneratorResult) => void = () => {};
-    ready.push(new Promise((r) => (onReady = r)));
-    results.push(new Promise((r) => (onResult = r)));
-    const opts = { port: server.port, secret: ctx.secret, prefix, domain: DOMAIN, first, count, timeout: 60, sinceId: 0, batch: 250, deadlineMs: 30_000, keepAlive: true };
-    gens.push(
-      await spawnChild(`waiters-${g}`, ["bun", "bench/load/waiters.ts", JSON.stringify(opts)], {}, {
-        onStdoutLine: (line) => {
-          if (line.startsWith("READY ")) onReady();
-          else if (line.startsWith("RESULT ")) {
-            got[g] = true;
-            onResult(JSON.parse(line.slice(7)) as GeneratorResult);
-          }
-        },
-      }),
-    );
-  }
-  const failed = new Promise<never>((_, reject) => {
-    gens.forEach((gen, i) => {
-      void gen.finished.then((code) => {
-        if (!got[i]) reject(new Error(`waiter generator ${i} exited (${code}) without a result:\n${gen.output()}`));
-      });
-    });
-  });
-  failed.catch(() => {});
+  const gens = await spawnGenerators<GeneratorResult>("waiter", "bench/load/waiters.ts", n, k, (first, count) => ({ port: server.port, secret: ctx.secret, prefix, domain: DOMAIN, first, count, timeout: 60, sinceId: 0, batch: 250, deadlineMs: 30_000, keepAlive: true }));
   try {
     const t0 = Date.now();
-    await Promise.race([Promise.all(ready), failed]);
+    await gens.ready;
     let open = 0;
     while ((open = await openCount()) < n) {
       if (Date.now() - t0 > 90_000) throw new Error(`only ${open} of ${n} waits registered after 90 s`);
@@ -104,7 +73,7 @@ async function wave(ctx: Ctx, server: Server, openCount: () => Promise<number>, 
       tIssue = wallMs();
     });
     const tAck = wallMs();
-    const all = await Promise.race([Promise.all(results), failed]);
+    const all = await gens.results;
     const after = memoryOf(server.pid);
     const afterActivity = await activity(sql, ctx.dbName);
     const arrivals = all.flatMap((r) => r.arrivals);
@@ -129,7 +98,7 @@ async function wave(ctx: Ctx, server: Server, openCount: () => Promise<number>, 
       fromIssue: distribution(arrivals.map((t) => t - tIssue)),
     };
   } finally {
-    await Promise.all(gens.map((g) => g.stop()));
+    await gens.stop();
   }
 }
 

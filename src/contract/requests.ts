@@ -99,6 +99,13 @@ export const WaitQuery = z.object({
   timeout: count({ name: "timeout", dflt: 25, min: 1, max: MAX_WAIT_SECONDS, description: "Seconds to wait, 1–60." }),
 });
 
+export const WebSocketQuery = z.object({
+  access_token: z
+    .string()
+    .optional()
+    .meta({ description: "The bearer token, for clients that cannot send an Authorization header on a WebSocket (browsers). The header wins when both are given." }),
+});
+
 
 export const DocumentQuery = z.object({
   profile: z

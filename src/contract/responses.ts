@@ -113,3 +113,12 @@ export const Readiness = z
     schema: z.array(z.string()).optional().meta({ description: "Differences from what migrate installs (the server still works)." }),
   })
   .meta({ id: "Readiness" });
+
+export const TokenGrant = z
+  .object({
+    access_token: z.string().meta({ description: "A bearer token for every other /fmsg route (HS256 JWT carrying `api_key_id`)." }),
+    token_type: z.literal("Bearer"),
+    expires_in: z.number().int().min(1).meta({ description: "Seconds until it expires." }),
+    expires_at: rfc3339.meta({ description: "When it expires (RFC 3339 UTC): never after the key's own expiry." }),
+  })
+  .meta({ id: "TokenGrant", description: "A short-lived token minted from an API key (POST /fmsg/token)." });

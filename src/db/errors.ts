@@ -22,7 +22,15 @@ const CONNECTION_CODES = new Set([
  * lock past lock_timeout (55P03), serialisation failures and deadlocks (40), a read-only standby.
  */
 function unavailableState(state: string): boolean {
-  return /^(08|53|57)/.test(state) || state === "55P03" || state === "40001" || state === "40P01" || state === "25006";
+  return /^(08|53|57)/.test(state) || state === "55P03" || state === "40001" || state === "40P01" || state === "25006" || isSchemaBehind(state);
+}
+
+/**
+ * An undefined table or column: the database lacks what `migrate` installs (an upgrade whose
+ * migrate has not run yet). The start-up check names it; requests meanwhile get a 503, not a 500.
+ */
+function isSchemaBehind(state: string): boolean {
+  return state === "42P01" || state === "42703";
 }
 
 /** The `code` of an error, when it has a string one. */

@@ -24,12 +24,17 @@ export async function pendingLocalRecipients(sql: Sql, domain: string, msgId: nu
     ) pending order by msg_id, id limit ${limit}`;
 }
 
-/** Records the outcome, only if nobody (fmsgd, another API process) recorded one first. */
-export async function recordLocalOutcome(sql: Sql, row: PendingLocal, responseCode: number, delivered: boolean): Promise<void> {
+/**
+ * Records the outcome, only if nobody (fmsgd, another API process) recorded one first. Returns the
+ * message's sender when this call marked the row delivered (whom the delivery is news to), else null.
+ */
+export async function recordLocalOutcome(sql: Sql, row: PendingLocal, responseCode: number, delivered: boolean): Promise<string | null> {
   const table = sql(row.table);
-  await sql`
+  const rows = await sql<{ from_addr: string | null }[]>`
     update ${table} set
       time_delivered = case when ${delivered} then extract(epoch from now()) else null end,
       response_code = ${responseCode}
-    where id = ${row.id} and time_delivered is null and response_code is null`;
+    where id = ${row.id} and time_delivered is null and response_code is null
+    returning (select m.from_addr from msg m where m.id = ${row.msg_id}) as from_addr`;
+  return delivered ? (rows[0]?.from_addr ?? null) : null;
 }

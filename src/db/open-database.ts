@@ -1,6 +1,7 @@
 // openDatabase(config): the one place that picks the embedded database or PostgreSQL, and what follows from it.
 import type { Config } from "../config.ts";
 import { startInboxListener, type ListenerStatus } from "../realtime/inbox-listener.ts";
+import type { FrameKind, InboxSockets } from "../realtime/inbox-sockets.ts";
 import type { InboxWaiters } from "../realtime/inbox-waiters.ts";
 import { EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase } from "./embedded.ts";
 import { openPool, type Sql } from "./pool.ts";
@@ -8,12 +9,19 @@ import { openPool, type Sql } from "./pool.ts";
 type Log = (line: Record<string, unknown>) => void;
 
 /**
- * Tells waiters that these addresses may have new mail, once the commit that made it visible is
- * done. The addresses may be given as a look-up: it runs only where this process wakes the waiters
- * itself, so PostgreSQL never pays for a query whose answer the triggers' NOTIFY already carried. Never
- * rejects: the mail is committed whatever happens here (a waiter finds it at its timeout at worst).
+ * What a commit did, in the terms of the trigger channel that announces it: message `msgId` became
+ * visible to its recipients (new_msg), got an add-to batch (recipients_added, to every participant)
+ * or reached a recipient (delivered, to its sender).
  */
-export type Wake = (addresses: readonly string[] | (() => Promise<readonly string[]>)) => Promise<void>;
+export type WakeNotice = { kind: FrameKind; msgId: number; addresses: readonly string[] | (() => Promise<readonly string[]>) };
+
+/**
+ * Tells waiters and WebSockets of a commit, once it is done. The addresses may be given as a
+ * look-up: it runs only where this process feeds them itself, so PostgreSQL never pays for a query
+ * whose answer the triggers' NOTIFY already carried. Never rejects: the mail is committed whatever
+ * happens here (a waiter finds it at its timeout at worst).
+ */
+export type Wake = (notice: WakeNotice) => Promise<void>;
 
 /** How wake-ups reach the waiters; `connected()` is what /readyz reports as "listener". */
 export type WakeUps = ListenerStatus & {
@@ -24,12 +32,12 @@ export type WakeUps = ListenerStatus & {
 export type Database = {
   sql: Sql;
   /**
-   * Starts feeding `waiters`. PostgreSQL: the single LISTEN connection hears the triggers of every
-   * writer (fmsgd and this API alike), so `wake` has nothing to do. Embedded: PGlite has one session
-   * and its NOTIFY reaches no other connection (docs/design/embedded-findings.md, (d)), so `wake`
-   * feeds the waiters itself and nothing can be disconnected.
+   * Starts feeding `waiters` and `sockets`. PostgreSQL: the single LISTEN connection hears the
+   * triggers of every writer (fmsgd and this API alike), so `wake` has nothing to do. Embedded: PGlite
+   * has one session and its NOTIFY reaches no other connection (docs/design/embedded-findings.md,
+   * (d)), so `wake` feeds them itself and nothing can be disconnected.
    */
-  startWakeUps(waiters: InboxWaiters, opts: { log: Log; heartbeatMs?: number }): Promise<WakeUps>;
+  startWakeUps(waiters: InboxWaiters, opts: { log: Log; heartbeatMs?: number; sockets: InboxSockets }): Promise<WakeUps>;
   /** Ends the pool, then stops the embedded database if there is one. */
   close(): Promise<void>;
 };
@@ -43,11 +51,14 @@ export async function openDatabase(config: Config): Promise<Database> {
     const sql = openPool({ url: embedded.url, ...EMBEDDED_POOL_OPTIONS });
     return {
       sql,
-      startWakeUps: async (waiters, { log }) => ({
+      startWakeUps: async (waiters, { log, sockets }) => ({
         connected: () => true,
-        wake: async (addresses) => {
+        wake: async ({ kind, msgId, addresses }) => {
           try {
-            waiters.wake(typeof addresses === "function" ? await addresses() : addresses);
+            const named = typeof addresses === "function" ? await addresses() : addresses;
+            // As the listener does: a delivery to someone else is no news for anyone's inbox.
+            if (kind !== "delivered") waiters.wake(named);
+            sockets.notify({ kind, msgId, addresses: named });
           } catch (err) {
             log({ level: "error", msg: "wake-up failed", error: String(err) });
           }
@@ -71,8 +82,8 @@ export async function openDatabase(config: Config): Promise<Database> {
   });
   return {
     sql,
-    startWakeUps: async (waiters, { log, heartbeatMs }) => {
-      const listener = await startInboxListener(sql, waiters, { log, heartbeatMs });
+    startWakeUps: async (waiters, { log, heartbeatMs, sockets }) => {
+      const listener = await startInboxListener(sql, waiters, { log, heartbeatMs, sockets });
       return { connected: listener.connected, wake: async () => {}, stop: listener.stop };
     },
     close: async () => {

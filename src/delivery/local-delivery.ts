@@ -1,5 +1,6 @@
 // Local delivery: recipients on FMSG_DOMAIN are resolved by the API, since fmsgd skips them.
 import { pendingLocalRecipients, recordLocalOutcome, type PendingLocal } from "../db/local-delivery.ts";
+import type { Wake } from "../db/open-database.ts";
 import type { IdentityAnswer, IdentityService } from "../identity/identity-service.ts";
 import type { Sql } from "../db/pool.ts";
 
@@ -15,6 +16,8 @@ export type LocalDeliveryDeps = {
   domain: string | null;
   identity: IdentityService;
   log: (line: Record<string, unknown>) => void;
+  /** Tells the sender's WebSockets of each delivery (the embedded database's stand-in for the delivered trigger's NOTIFY). */
+  wake?: Wake;
 };
 
 /** Look-ups in flight at once: a send to many local recipients must not take one timeout each. */
@@ -33,7 +36,8 @@ async function resolveRows(deps: LocalDeliveryDeps, rows: PendingLocal[]): Promi
         return;
       }
       const outcome = OUTCOME[answer];
-      await recordLocalOutcome(deps.sql, row, outcome.code, outcome.delivered);
+      const sender = await recordLocalOutcome(deps.sql, row, outcome.code, outcome.delivered);
+      if (sender !== null) await deps.wake?.({ kind: "delivered", msgId: row.msg_id, addresses: [sender] });
       resolved++;
     }
   };

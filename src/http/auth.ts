@@ -1,7 +1,9 @@
 // Bearer-JWT authentication and the identity-service check; leaves the identity in c.var.identity.
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { isValidAddress } from "../domain/address.ts";
 import type { IdentityService } from "../identity/identity-service.ts";
+import type { JwksVerifier } from "../identity/jwks-verifier.ts";
+import type { MintedTokenCheck } from "./api-key-tokens.ts";
 import { BoundedMap } from "../lib/bounded-map.ts";
 import { LEEWAY_SECONDS, verifyJwt } from "../lib/jwt.ts";
 import { ApiError, unauthorized } from "./errors.ts";
@@ -13,6 +15,10 @@ export type AuthOptions = {
   jwtPreviousKey?: Uint8Array | null;
   maxTokenTtl: number;
   identity: IdentityService;
+  /** Identity-provider (EdDSA) tokens; absent or null when FMSG_JWT_JWKS_URL is not set. */
+  jwks?: JwksVerifier | null;
+  /** Refuses tokens minted from an API key that has since been rotated, revoked or expired. */
+  mintedTokens?: MintedTokenCheck;
   now?: () => number;
 };
 
@@ -68,6 +74,39 @@ export function authenticateToken(
   return sub;
 }
 
+/** The `alg` a bearer token's header names, or null when there is none to read (the HS256 path then says why). */
+export function tokenAlgorithm(header: string | undefined): string | null {
+  const head = /^Bearer +([A-Za-z0-9_-]+)\./i.exec(header ?? "")?.[1];
+  if (!head) return null;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(head, "base64url").toString("utf8"));
+    const alg = parsed !== null && typeof parsed === "object" ? (parsed as Record<string, unknown>).alg : undefined;
+    return typeof alg === "string" ? alg : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Any bearer token, routed by its header's `alg`: EdDSA to the identity provider's JWKS when one is
+ * configured; everything else to the HS256 path, which refuses every other alg. Returns the `sub`.
+ */
+export async function authenticateBearer(header: string | undefined, opts: AuthOptions, nowSeconds: number, verified: VerifiedTokens | null = null): Promise<string> {
+  if (!opts.jwks || tokenAlgorithm(header) !== "EdDSA") {
+    return authenticateToken(header, opts.jwtKey, nowSeconds, verified, opts.maxTokenTtl, opts.jwtPreviousKey ?? null);
+  }
+  const token = /^Bearer +([^\s]+)\s*$/i.exec(header ?? "")?.[1];
+  if (!token) throw unauthorized("auth header is invalid");
+  const known = verified?.get(token, nowSeconds);
+  if (known) return known;
+  const result = await opts.jwks.verify(token, nowSeconds);
+  if (!result.ok) throw unauthorized(result.reason);
+  const sub = result.claims.sub;
+  if (!isValidAddress(sub)) throw unauthorized("token subject is not a valid address");
+  verified?.add(token, sub, result.claims.exp as number);
+  return sub;
+}
+
 /** Maps the identity service's answer for the caller to 400, 403 or 503 (docs/API.md "Errors"). */
 export async function checkIdentity(identity: IdentityService, address: string): Promise<void> {
   const answer = await identity.lookup(address);
@@ -77,11 +116,24 @@ export async function checkIdentity(identity: IdentityService, address: string):
   throw new ApiError(503, "identity service unavailable");
 }
 
+/** The one route that also takes its token from the query: browsers cannot set headers on a WebSocket. */
+const QUERY_TOKEN_PATH = "/fmsg/ws";
+
+/** The Authorization header, or on the WebSocket route without one, `access_token` as if it were one. */
+export function bearerCredentials(c: Context): string | undefined {
+  const header = c.req.header("authorization");
+  if (header !== undefined || c.req.path !== QUERY_TOKEN_PATH) return header;
+  const token = c.req.query("access_token");
+  return token === undefined ? undefined : `Bearer ${token}`;
+}
+
 export function requireIdentity(opts: AuthOptions): MiddlewareHandler<AppEnv> {
   const now = opts.now ?? (() => Date.now() / 1000);
   const verified = new VerifiedTokens();
   return async (c, next) => {
-    const address = authenticateToken(c.req.header("authorization"), opts.jwtKey, now(), verified, opts.maxTokenTtl, opts.jwtPreviousKey ?? null);
+    const authorization = bearerCredentials(c);
+    const address = await authenticateBearer(authorization, opts, now(), verified);
+    await opts.mintedTokens?.refuseStale(authorization);
     await checkIdentity(opts.identity, address);
     c.set("identity", address);
     await next();

@@ -6,7 +6,7 @@ import type { Profile } from "../domain/profile.ts";
 import { VERSION } from "../version.ts";
 import type { AppEnv } from "./app-env.ts";
 
-type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 416 | 429 | 503 | 507;
+type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 416 | 426 | 429 | 503 | 507;
 type Responses = RouteConfig["responses"];
 
 export const BEARER = "bearer";
@@ -33,7 +33,7 @@ const LIMITED: Partial<Record<ErrorStatus, string>> = {
 /** Answers of the token and identity check in front of every /fmsg route. */
 const AUTHENTICATED: Partial<Record<ErrorStatus, string>> = {
   400: "The token's identity is unknown to the identity service (`User <addr> not found`).",
-  401: "Missing, malformed, expired or wrongly signed token (carries `WWW-Authenticate: Bearer`).",
+  401: "Missing, malformed, expired or wrongly signed token, or one minted from an API key since rotated or revoked (`api key revoked`); carries `WWW-Authenticate: Bearer`.",
   403: "The identity is not accepting new messages (`User <addr> not authorised to send new messages`).",
   503: "The database or the identity service is unavailable; nothing was done. Retry after Retry-After.",
 };

@@ -47,6 +47,14 @@ export function verifyJwt(token: string, key: Uint8Array, nowSeconds: number, ma
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     return { ok: false, reason: "signature is invalid" };
   }
+  return checkTokenTimes(claims, nowSeconds, maxTtlSeconds);
+}
+
+/**
+ * The time rules every accepted token follows, whoever signed it: exp required, exp/nbf/iat with a
+ * symmetric leeway, and exp at most `maxTtlSeconds` after iat (after now, for a token without iat).
+ */
+export function checkTokenTimes(claims: JwtClaims, nowSeconds: number, maxTtlSeconds = Number.POSITIVE_INFINITY): VerifyResult {
   if (claims.exp === undefined) return { ok: false, reason: "token has no expiry" };
   if (!isTime(claims.exp)) return { ok: false, reason: "token is malformed" };
   if (nowSeconds > claims.exp + LEEWAY_SECONDS) return { ok: false, reason: "token is expired" };
@@ -67,4 +75,13 @@ export function verifyJwt(token: string, key: Uint8Array, nowSeconds: number, ma
 export function mintToken(sub: string, key: Uint8Array, ttlSeconds: number, nowSeconds = Date.now() / 1000): string {
   const now = Math.floor(nowSeconds);
   return signJwt({ sub, iat: now - 5, exp: now + ttlSeconds }, key);
+}
+
+/**
+ * The `exp` of a token that has ALREADY passed verification (its signature is not checked here),
+ * or null: an open WebSocket is closed when the token it was opened with runs out.
+ */
+export function verifiedTokenExpiry(token: string): number | null {
+  const claims = decodeJsonPart(token.split(".")[1] ?? "");
+  return claims && isTime(claims.exp) ? claims.exp : null;
 }

@@ -1,4 +1,5 @@
 // Add-to: a new batch on a sent message (with its notify rows), or more addresses for a draft's pending batch.
+import { participantsOf } from "../db/audience.ts";
 import { addToCheck, lockMessage, participation } from "../db/messages.ts";
 import { insertBatch, insertBatchRecipients, insertNotifyRows, pendingBatch } from "../db/drafts.ts";
 import { resolveLocalRecipients } from "../delivery/local-delivery.ts";
@@ -39,7 +40,8 @@ export async function addRecipients(deps: MessageDeps, identity: string, id: num
     return true;
   });
   if (sent) {
-    await deps.wake(addresses);
+    // As the recipients_added trigger does: the sender and every recipient, old and new, hear of it.
+    await deps.wake({ kind: "recipients_added", msgId: id, addresses: () => participantsOf(deps.sql, id) });
     await resolveLocalRecipients(deps, id);
   }
   return addresses.length;

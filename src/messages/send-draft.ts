@@ -17,7 +17,7 @@ export async function sendDraft(deps: MessageDeps, identity: string, id: number)
     return sentAt;
   });
   // A look-up, not a list: it runs only where no trigger's NOTIFY reaches the waiters (embedded).
-  await deps.wake(() => recipientsOf(deps.sql, id));
+  await deps.wake({ kind: "new_msg", msgId: id, addresses: () => recipientsOf(deps.sql, id) });
   await resolveLocalRecipients(deps, id);
   return time;
 }

@@ -1,9 +1,14 @@
-// The process's single LISTEN connection: fmsgd's trigger channels fanned out to the inbox waiters.
+// The process's single LISTEN connection: fmsgd's trigger channels fanned out to the inbox waiters and the WebSockets.
 import { notify, type Sql } from "../db/pool.ts";
+import type { InboxSockets } from "./inbox-sockets.ts";
 import type { InboxWaiters } from "./inbox-waiters.ts";
 
-/** Channels raised by the triggers of sql/001_fmsgd.sql (fmsgd's own), payload "<msg_id>,<addr>". */
-export const INBOX_CHANNELS = ["new_msg", "recipients_added"] as const;
+/**
+ * Channels raised by the triggers of sql/001_fmsgd.sql (fmsgd's own), payload "<msg_id>,<addr>".
+ * new_msg and recipients_added name an identity with news in its inbox (waiters and sockets);
+ * delivered names the sender of a message a recipient now has (sockets only).
+ */
+export const INBOX_CHANNELS = ["new_msg", "recipients_added", "delivered"] as const;
 const HEARTBEAT_CHANNEL = "fmsg_api_heartbeat";
 
 export type ListenerStatus = { connected(): boolean };
@@ -19,14 +24,17 @@ export type ListenerOptions = {
   /** How often the listener proves it still hears its own NOTIFY (ms). */
   heartbeatMs?: number;
   log?: (line: Record<string, unknown>) => void;
+  /** The open WebSockets, told of every notification (none: only the waiters are fed). */
+  sockets?: Pick<InboxSockets, "notify">;
 };
 
-/** "<msg_id>,<addr>" → address (the id is not needed: waiters always re-query). */
-export function payloadAddress(payload: string): string | null {
+/** "<msg_id>,<addr>" → its parts, or null for anything else. */
+export function parsePayload(payload: string): { msgId: number; addr: string } | null {
   const comma = payload.indexOf(",");
   if (comma < 1) return null;
+  const id = payload.slice(0, comma);
   const addr = payload.slice(comma + 1).trim();
-  return addr.startsWith("@") ? addr : null;
+  return /^[1-9][0-9]{0,15}$/.test(id) && addr.startsWith("@") ? { msgId: Number(id), addr } : null;
 }
 
 /** How often the database is tried while notifications may be getting lost (ms). */
@@ -66,10 +74,14 @@ export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: Li
       log({ level: "error", msg: "notification handler failed", error: String(err) });
     }
   };
-  const onInbox = safely((payload: string) => {
-    const addr = payloadAddress(payload);
-    if (addr) waiters.wake([addr]);
-  });
+  const onNotification = (kind: (typeof INBOX_CHANNELS)[number]) =>
+    safely((payload: string) => {
+      const parsed = parsePayload(payload);
+      if (!parsed) return;
+      // Waiters wait for their inbox; a delivery to someone else changes nothing there.
+      if (kind !== "delivered") waiters.wake([parsed.addr]);
+      opts.sockets?.notify({ kind, msgId: parsed.msgId, addresses: [parsed.addr] });
+    });
   const becomeUnsure = (why: string) => {
     if (!ready || stopped || unsure) return;
     unsure = true;
@@ -91,7 +103,7 @@ export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: Li
     if (ready) waiters.wakeAll();
   });
 
-  for (const ch of INBOX_CHANNELS) handles.push(await sql.listen(ch, onInbox, onListen));
+  for (const ch of INBOX_CHANNELS) handles.push(await sql.listen(ch, onNotification(ch), onListen));
   handles.push(await sql.listen(HEARTBEAT_CHANNEL, onHeartbeat));
   ready = true;
   connected = true;

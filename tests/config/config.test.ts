@@ -176,6 +176,37 @@ describe("FMSG_API_JWT_SECRET_PREVIOUS", () => {
   });
 });
 
+describe("identity provider: FMSG_JWT_JWKS_URL, FMSG_JWT_ISSUER, FMSG_JWT_AUDIENCE", () => {
+  const IDP: Env = { ...BASE, FMSG_JWT_JWKS_URL: "https://id.example.com/.well-known/jwks.json", FMSG_JWT_ISSUER: "https://id.example.com" };
+
+  test("unset by default: no identity provider", () => {
+    expect(loadConfig(BASE).identityProvider).toBeNull();
+  });
+
+  test("URL and issuer set: accepted, the audience optional", () => {
+    expect(loadConfig(IDP).identityProvider).toEqual({ jwksUrl: IDP.FMSG_JWT_JWKS_URL!, issuer: "https://id.example.com", audience: null });
+    expect(loadConfig({ ...IDP, FMSG_JWT_AUDIENCE: "fmsg" }).identityProvider?.audience).toBe("fmsg");
+  });
+
+  test("FMSG_JWT_ISSUER is required with the URL, and the error names it", () => {
+    expect(configError(without(IDP, "FMSG_JWT_ISSUER")).message).toContain("FMSG_JWT_ISSUER is required when FMSG_JWT_JWKS_URL is set");
+  });
+
+  test.each([["FMSG_JWT_ISSUER", "https://id.example.com"], ["FMSG_JWT_AUDIENCE", "fmsg"]])("%s without FMSG_JWT_JWKS_URL is an error naming both", (name, value) => {
+    const message = configError({ ...BASE, [name]: value }).message;
+    expect(message).toContain(name);
+    expect(message).toContain("FMSG_JWT_JWKS_URL");
+  });
+
+  test.each(["http://id.example.com/jwks.json", "ftp://id.example.com/jwks", "not a url", "http://10.0.0.5/jwks"])("%s: https only (http only for this machine), naming the variable", (url) => {
+    expect(configError({ ...IDP, FMSG_JWT_JWKS_URL: url }).message).toContain("FMSG_JWT_JWKS_URL must be an https URL");
+  });
+
+  test.each(["http://127.0.0.1:9000/jwks", "http://localhost/jwks", "http://[::1]:8080/jwks"])("%s: plain http to this machine is allowed", (url) => {
+    expect(loadConfig({ ...IDP, FMSG_JWT_JWKS_URL: url }).identityProvider?.jwksUrl).toBe(url);
+  });
+});
+
 describe("FMSG_API_JWT_SECRET", () => {
   test("a raw string is its UTF-8 bytes", () => {
     expect(Buffer.from(decodeJwtSecret("päss")).toString("hex")).toBe(Buffer.from("päss", "utf8").toString("hex"));

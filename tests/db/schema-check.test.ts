@@ -46,4 +46,23 @@ describe.skipIf(EMBEDDED)("checkSchema (PostgreSQL; the embedded database is mig
       await s.stop();
     }
   });
+
+  test("a host upgraded without migrate (no API-key table): named at start, and /fmsg/token is a 503, never a 500", async () => {
+    const other = await createTestDatabase();
+    try {
+      await other.sql`drop table fmsg_api_key`;
+      const logged: Record<string, unknown>[] = [];
+      const s = await startTestServer({ database: other, log: (line) => logged.push(line) });
+      try {
+        expect(logged.filter((l) => l.msg === "schema differs from what migrate installs").map((l) => l.object)).toContain("missing table fmsg_api_key");
+        const res = await s.request("POST", "/fmsg/token", { as: null, headers: { authorization: `Bearer fmsgk_abcdefghijkl_${"A".repeat(43)}` } });
+        expect(res.status).toBe(503);
+        expect(await res.json()).toEqual({ error: "database unavailable" });
+      } finally {
+        await s.stop();
+      }
+    } finally {
+      await other.drop();
+    }
+  });
 });

@@ -60,3 +60,15 @@ export async function errorOf(res: Response): Promise<{ status: number; error: s
   const body = (await res.json()) as { error: string };
   return { status: res.status, error: body.error };
 }
+
+/** Who may read a message (GET it, its body, its thread), by role and state: the owner always; recipients once it is sent. */
+export const READ_ACCESS: ["owner" | "to" | "addTo" | "stranger", "draft" | "sent", 200 | 403][] = [
+  ["owner", "draft", 200],
+  ["to", "draft", 403],
+  ["addTo", "draft", 403],
+  ["stranger", "draft", 403],
+  ["owner", "sent", 200],
+  ["to", "sent", 200],
+  ["addTo", "sent", 200],
+  ["stranger", "sent", 403],
+];

@@ -34,6 +34,7 @@ const ROUTES: [string, string, string[]][] = [
   ["get", "/fmsg", ["200", ...FMSG]],
   ["post", "/fmsg", ["201", "413", "415", "507", ...FMSG]],
   ["get", "/fmsg/wait", ["200", "204", ...FMSG]],
+  ["get", "/fmsg/ws", ["101", "426", ...FMSG]],
   ["get", "/fmsg/sent", ["200", ...FMSG]],
   ["get", "/fmsg/{id}", ["200", "404", ...FMSG]],
   ["put", "/fmsg/{id}", ["200", "404", "413", "415", "507", ...FMSG]],
@@ -47,6 +48,7 @@ const ROUTES: [string, string, string[]][] = [
   ["post", "/fmsg/{id}/read", ["200", "404", ...FMSG]],
   ["get", "/fmsg/{id}/thread", ["200", "404", ...FMSG]],
   ["get", "/fmsg/{id}/thread/messages", ["200", "404", ...FMSG]],
+  ["post", "/fmsg/token", ["200", ...FMSG]],
   ["get", "/healthz", ["200"]],
   ["get", "/readyz", ["200", "503"]],
   ["get", "/openapi.json", ["200", "400", "429"]],
@@ -81,7 +83,8 @@ describe("GET /openapi.json", () => {
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const op of Object.values(ops)) {
         expect(op.operationId).toBeString();
-        if (path.startsWith("/fmsg")) expect(op.security).toEqual([{ bearer: [] }]);
+        // POST /fmsg/token takes an API key instead (its own scheme).
+        if (path.startsWith("/fmsg")) expect(op.security).toEqual([path === "/fmsg/token" ? { apiKey: [] } : { bearer: [] }]);
         for (const [status, answer] of Object.entries(op.responses)) {
           if (Number(status) >= 400 && path !== "/readyz") {
             expect(answer.content?.["application/json"]?.schema).toEqual({ $ref: "#/components/schemas/Error" });

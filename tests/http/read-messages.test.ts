@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ALICE, BOB, CAROL, DAVE, EVE, createDraft, errorOf, sendDraft, sentMessage } from "../helpers/messages.ts";
+import { ALICE, BOB, CAROL, DAVE, EVE, READ_ACCESS, createDraft, errorOf, sendDraft, sentMessage } from "../helpers/messages.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 let s: TestServer;
@@ -93,17 +93,7 @@ describe("who may see what", () => {
   });
 
   const who = { owner: "@ALICE@example.com", to: BOB, addTo: CAROL, stranger: EVE };
-  const expectations: [keyof typeof who, "draft" | "sent", number][] = [
-    ["owner", "draft", 200],
-    ["to", "draft", 403],
-    ["addTo", "draft", 403],
-    ["stranger", "draft", 403],
-    ["owner", "sent", 200],
-    ["to", "sent", 200],
-    ["addTo", "sent", 200],
-    ["stranger", "sent", 403],
-  ];
-  for (const [role, state, status] of expectations) {
+  for (const [role, state, status] of READ_ACCESS) {
     test(`${role} on a ${state} message: ${status} for the message and its body`, async () => {
       const id = state === "draft" ? draftId : sentId;
       for (const path of [`/fmsg/${id}`, `/fmsg/${id}/data`]) {

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ALICE, BOB, CAROL, DAVE, EVE, createDraft, sendDraft, sentMessage } from "../helpers/messages.ts";
+import { ALICE, BOB, CAROL, DAVE, EVE, READ_ACCESS, createDraft, sendDraft, sentMessage } from "../helpers/messages.ts";
 import { startIdentityStub, type IdentityStub } from "../helpers/identity-stub.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
@@ -394,17 +394,7 @@ describe("who sees what: owner, to, add-to and stranger on a draft and a sent me
   const seenBy = (role: keyof typeof who, state: "draft" | "sent"): Json =>
     role === "to" ? { ...expected[state], read: true, time_read: T2 } : expected[state];
 
-  const table: [keyof typeof who, "draft" | "sent", number][] = [
-    ["owner", "draft", 200],
-    ["to", "draft", 403],
-    ["addTo", "draft", 403],
-    ["stranger", "draft", 403],
-    ["owner", "sent", 200],
-    ["to", "sent", 200],
-    ["addTo", "sent", 200],
-    ["stranger", "sent", 403],
-  ];
-  test.each(table)("%s on a %s message → %d", async (role, state, status) => {
+  test.each(READ_ACCESS)("%s on a %s message → %d", async (role, state, status) => {
     const id = state === "draft" ? draftId : sentId;
     for (const profile of ["seed", "fmsg-003"]) {
       const res = await s.request("GET", `/fmsg/${id}`, { as: who[role], headers: { "fmsg-profile": profile } });

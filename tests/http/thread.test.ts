@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ALICE, BOB, CAROL, DAVE, EVE, createDraft, errorOf, sentMessage } from "../helpers/messages.ts";
+import { ALICE, BOB, CAROL, DAVE, EVE, READ_ACCESS, createDraft, errorOf, sentMessage } from "../helpers/messages.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const MIB = 1024 * 1024;
@@ -104,17 +104,7 @@ describe("a reply chain", () => {
   });
 
   const who = { owner: ALICE, to: BOB, addTo: CAROL, stranger: EVE };
-  const cases: [keyof typeof who, "draft" | "sent", number][] = [
-    ["owner", "draft", 200],
-    ["to", "draft", 403],
-    ["addTo", "draft", 403],
-    ["stranger", "draft", 403],
-    ["owner", "sent", 200],
-    ["to", "sent", 200],
-    ["addTo", "sent", 200],
-    ["stranger", "sent", 403],
-  ];
-  test.each(cases)("%s on a %s message → %d on both routes", async (role, state, status) => {
+  test.each(READ_ACCESS)("%s on a %s message → %d on both routes", async (role, state, status) => {
     const id = state === "draft" ? draftId : last;
     for (const path of [`/fmsg/${id}/thread`, `/fmsg/${id}/thread/messages`]) {
       const res = await s.request("GET", path, { as: who[role] });

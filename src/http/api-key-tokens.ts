@@ -1,0 +1,86 @@
+// Whether a token minted from an API key still counts: its key not revoked, expired or rotated since.
+import type { ApiKeyState } from "../db/api-keys.ts";
+import { keyGeneration } from "../lib/api-key.ts";
+import { BoundedMap } from "../lib/bounded-map.ts";
+import { unauthorized } from "./errors.ts";
+
+/** The contract's bound: a token stops working within 5 s of its key being rotated or revoked. */
+export const KEY_STATE_MAX_AGE_MS = 5_000;
+const MAX_KEYS = 10_000;
+const MAX_TOKENS = 10_000;
+
+type Minted = { keyId: string; iat: number };
+type Cached = { loadedAt: number; state: Promise<ApiKeyState | null> };
+
+/** The api_key_id and iat of an HS256 token (already verified by the caller), or null for other tokens. */
+function mintedClaims(token: string): Minted | null {
+  const [head = "", body = ""] = token.split(".");
+  try {
+    const header = JSON.parse(Buffer.from(head, "base64url").toString("utf8")) as { alg?: unknown };
+    if (header.alg !== "HS256") return null;
+    const claims = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as { api_key_id?: unknown; iat?: unknown };
+    if (claims.api_key_id === undefined) return null;
+    // A minted token always has both; one without a usable iat can never be shown to postdate a rotation.
+    const keyId = typeof claims.api_key_id === "string" ? claims.api_key_id : "";
+    const iat = typeof claims.iat === "number" && Number.isFinite(claims.iat) ? claims.iat : Number.NEGATIVE_INFINITY;
+    return { keyId, iat };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Checks tokens minted at POST /fmsg/token against their key's state, which is read at most once per
+ * `maxAgeMs` per key (concurrent reads of one key share one query): no database query per request.
+ */
+export class MintedTokenCheck {
+  private readonly states = new BoundedMap<string, Cached>(MAX_KEYS);
+  private readonly claims = new BoundedMap<string, Minted | null>(MAX_TOKENS);
+  private readonly maxAgeMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly load: (keyId: string) => Promise<ApiKeyState | null>,
+    opts: { maxAgeMs?: number; now?: () => number } = {},
+  ) {
+    this.maxAgeMs = Math.min(opts.maxAgeMs ?? KEY_STATE_MAX_AGE_MS, KEY_STATE_MAX_AGE_MS);
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Throws 401 `api key revoked` for a minted token whose key no longer stands behind it; other
+   * tokens pass. `header` is an Authorization header whose bearer token was already verified.
+   */
+  async refuseStale(header: string | undefined): Promise<void> {
+    const token = /^Bearer +([^\s]+)\s*$/i.exec(header ?? "")?.[1];
+    if (token === undefined) return;
+    let minted = this.claims.get(token);
+    if (minted === undefined) {
+      minted = mintedClaims(token);
+      this.claims.set(token, minted);
+    }
+    if (minted === null) return;
+    const state = await this.state(minted.keyId);
+    const now = this.now();
+    const stale =
+      state === null ||
+      state.revokedAt !== null ||
+      (state.expiresAt !== null && state.expiresAt.getTime() <= now) ||
+      keyGeneration(state.rotatedAt) > minted.iat;
+    if (stale) throw unauthorized("api key revoked");
+  }
+
+  private state(keyId: string): Promise<ApiKeyState | null> {
+    const now = this.now();
+    const hit = this.states.get(keyId);
+    if (hit && now - hit.loadedAt < this.maxAgeMs) return hit.state;
+    const state = this.load(keyId);
+    const entry = { loadedAt: now, state };
+    this.states.set(keyId, entry);
+    // A failed read is not remembered: the next request asks again (this one fails closed with 503).
+    state.catch(() => {
+      if (this.states.get(keyId) === entry) this.states.delete(keyId);
+    });
+    return state;
+  }
+}

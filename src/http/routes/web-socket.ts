@@ -1,0 +1,43 @@
+// GET /fmsg/ws: the WebSocket of the FMSG-003 standard — a frame for each new message, delivery and add-to as it is committed.
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { WebSocketQuery } from "../../contract/requests.ts";
+import { upgradeToWebSocket } from "../../lib/bun.ts";
+import { verifiedTokenExpiry } from "../../lib/jwt.ts";
+import type { InboxSockets } from "../../realtime/inbox-sockets.ts";
+import type { AppEnv } from "../app-env.ts";
+import { bearerCredentials } from "../auth.ts";
+import { ApiError } from "../errors.ts";
+import { answers, BEARER } from "../openapi.ts";
+import { refuseInvalid } from "../validation.ts";
+
+const openWebSocket = createRoute({
+  operationId: "openWebSocket",
+  method: "get",
+  path: "/ws",
+  tags: ["messages"],
+  security: [{ [BEARER]: [] }],
+  summary: "Open the WebSocket of inbox news",
+  description:
+    'Authenticated like every route (token in Authorization, or in access_token), before the upgrade. Then text frames `{"type": "new_msg" | "delivered" | "recipients_added", "data": <message object as in GET /fmsg, in the profile chosen when the socket opened>}`: new_msg when a message becomes visible to the identity as a recipient, recipients_added when a message it takes part in gets an add-to batch, delivered when its own message reaches a recipient. The server pings every 45 s; when the token expires the socket is closed with code 4001 ("token expired"), at shutdown with 1001.',
+  request: { query: WebSocketQuery },
+  responses: answers(
+    { 101: { description: "Switched to the WebSocket protocol." } },
+    { 426: "Not a WebSocket handshake (`websocket upgrade required`); carries `Upgrade: websocket`." },
+  ),
+});
+
+/** A request Hono's helper could not upgrade (no WebSocket handshake in it). */
+const notAHandshake = () => new ApiError(426, "websocket upgrade required", { Upgrade: "websocket" });
+
+export function webSocketRoutes(sockets: InboxSockets) {
+  return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid }).openapi(openWebSocket, async (c) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw notAHandshake();
+    // The token passed the auth middleware; its exp bounds the socket's life (none: close at once).
+    const token = /^Bearer +([^\s]+)/i.exec(bearerCredentials(c) ?? "")?.[1] ?? "";
+    const expiresAt = (verifiedTokenExpiry(token) ?? 0) * 1000;
+    const { identity: address, profile } = c.var;
+    const upgraded = await upgradeToWebSocket(c, (peer) => sockets.add({ address, profile, expiresAt, peer }));
+    if (!upgraded) throw notAHandshake();
+    return upgraded;
+  });
+}

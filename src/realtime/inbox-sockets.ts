@@ -1,0 +1,188 @@
+// Open WebSocket connections grouped in address buckets; notices become frames for exactly the identities SQL lets see them.
+import { addressBucket } from "../domain/address.ts";
+import type { Profile } from "../domain/profile.ts";
+
+/** The news a frame carries (the trigger channel it came from has the same name). */
+export type FrameKind = "new_msg" | "recipients_added" | "delivered";
+
+/**
+ * One message's news and the addresses the notification named: its recipients (new_msg), every
+ * participant (recipients_added) or its sender (delivered). SQL decides who they are.
+ */
+export type Notice = { kind: FrameKind; msgId: number; addresses: readonly string[] };
+
+/**
+ * For one notice and the identities holding sockets in the buckets of its addresses (spelt as their
+ * tokens spell them): each identity that may see it, with its frame text in a given profile.
+ */
+export type FrameSource = (notice: Notice, candidates: string[]) => Promise<Map<string, (profile: Profile) => string>>;
+
+/** What the registry needs of a socket (Bun's ServerWebSocket, through Hono's WSContext). */
+export type SocketPeer = { send(text: string): void; ping(): void; close(code: number, reason: string): void };
+
+export type SocketOpening = {
+  /** The authenticated address, as the token's `sub` spells it. */
+  address: string;
+  /** Chosen when the socket opened (Fmsg-Profile, else the host default) and fixed for its life. */
+  profile: Profile;
+  /** When the token it was opened with expires (ms since the epoch). */
+  expiresAt: number;
+  peer: SocketPeer;
+};
+
+/** Close codes and reasons a client sees. 4001 is in the range RFC 6455 leaves to applications. */
+export const TOKEN_EXPIRED = { code: 4001, reason: "token expired" } as const;
+export const GOING_AWAY = { code: 1001, reason: "server shutting down" } as const;
+
+/** Server pings keep proxies from cutting quiet sockets and find dead peers (docs/API.md "WebSocket"). */
+export const PING_INTERVAL_MS = 45_000;
+/** Notices handled side by side (each holds a pool connection for its queries). */
+const PARALLEL_NOTICES = 4;
+/** setTimeout's longest delay; a token may live 30 days, so longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+type Member = SocketOpening & { bucket: string; timer: ReturnType<typeof setTimeout> | undefined; open: boolean };
+
+export class InboxSockets {
+  private readonly byBucket = new Map<string, Set<Member>>();
+  /** Notices waiting for the next round, merged by kind and message (one commit raises one per address). */
+  private readonly pending = new Map<string, { kind: FrameKind; msgId: number; addresses: Set<string> }>();
+  private running: Promise<void> | null = null;
+  private readonly pinger: ReturnType<typeof setInterval>;
+  private closed = false;
+
+  constructor(
+    private readonly frames: FrameSource,
+    private readonly log: (line: Record<string, unknown>) => void = () => {},
+    pingIntervalMs = PING_INTERVAL_MS,
+  ) {
+    this.pinger = setInterval(() => this.pingAll(), pingIntervalMs);
+    this.pinger.unref?.();
+  }
+
+  /** Open sockets (tests, /metrics). */
+  get size(): number {
+    let n = 0;
+    for (const set of this.byBucket.values()) n += set.size;
+    return n;
+  }
+
+  /** Registers an open socket; the returned function removes it (the client went away). */
+  add(opening: SocketOpening): () => void {
+    const member: Member = { ...opening, bucket: addressBucket(opening.address), timer: undefined, open: true };
+    if (this.closed) {
+      this.closeMember(member, GOING_AWAY);
+      return () => {};
+    }
+    let set = this.byBucket.get(member.bucket);
+    if (!set) this.byBucket.set(member.bucket, (set = new Set()));
+    set.add(member);
+    this.armExpiry(member);
+    return () => this.remove(member);
+  }
+
+  /** News about a message for these addresses; answered in a batch with whatever else arrives in the same tick. */
+  notify(notice: Notice): void {
+    if (this.closed) return;
+    const key = `${notice.kind}:${notice.msgId}`;
+    let entry = this.pending.get(key);
+    if (!entry) this.pending.set(key, (entry = { kind: notice.kind, msgId: notice.msgId, addresses: new Set() }));
+    for (const a of notice.addresses) entry.addresses.add(a);
+    this.schedule();
+  }
+
+  /** Shutdown: every socket is closed with 1001 (before the HTTP drain, which would otherwise wait on them). */
+  closeAll(): void {
+    this.closed = true;
+    clearInterval(this.pinger);
+    this.pending.clear();
+    for (const set of [...this.byBucket.values()]) for (const m of [...set]) this.closeMember(m, GOING_AWAY);
+  }
+
+  /** Resolves when no notice is queued or being answered (tests, benchmarks). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private remove(member: Member): void {
+    member.open = false;
+    clearTimeout(member.timer);
+    const set = this.byBucket.get(member.bucket);
+    if (!set?.delete(member)) return;
+    if (set.size === 0) this.byBucket.delete(member.bucket);
+  }
+
+  private closeMember(member: Member, why: { code: number; reason: string }): void {
+    this.remove(member);
+    try {
+      member.peer.close(why.code, why.reason);
+    } catch {
+      // already closing
+    }
+  }
+
+  private armExpiry(member: Member): void {
+    const left = member.expiresAt - Date.now();
+    if (left <= 0) return this.closeMember(member, TOKEN_EXPIRED);
+    member.timer = setTimeout(() => (member.open ? this.armExpiry(member) : undefined), Math.min(left, MAX_TIMER_MS));
+    member.timer.unref?.();
+  }
+
+  private pingAll(): void {
+    for (const set of this.byBucket.values()) {
+      for (const m of set) {
+        try {
+          m.peer.ping();
+        } catch {
+          // closing; its close event removes it
+        }
+      }
+    }
+  }
+
+  private schedule(): void {
+    if (this.running || this.pending.size === 0) return;
+    // Started after the current tick: a commit's NOTIFYs (one per address) arrive together and
+    // are answered by one round of queries rather than one per address.
+    this.running = Promise.resolve().then(async () => {
+      try {
+        while (this.pending.size > 0) {
+          const notices = [...this.pending.values()].map((p) => ({ kind: p.kind, msgId: p.msgId, addresses: [...p.addresses] }));
+          this.pending.clear();
+          for (let i = 0; i < notices.length; i += PARALLEL_NOTICES) {
+            await Promise.all(notices.slice(i, i + PARALLEL_NOTICES).map((n) => this.deliver(n)));
+          }
+        }
+      } finally {
+        this.running = null;
+      }
+    });
+  }
+
+  private async deliver(notice: Notice): Promise<void> {
+    const buckets = new Set(notice.addresses.map(addressBucket));
+    // One candidate per distinct spelling: SQL decides which spellings are one identity, never JS.
+    const candidates = new Set<string>();
+    for (const b of buckets) for (const m of this.byBucket.get(b) ?? []) candidates.add(m.address);
+    if (candidates.size === 0) return; // nobody listening: no query at all
+    let frames: Map<string, (profile: Profile) => string>;
+    try {
+      frames = await this.frames(notice, [...candidates]);
+    } catch (err) {
+      // Never throw: this runs from notification callbacks. A frame is a hint; the inbox is the record.
+      this.log({ level: "error", msg: "websocket frames failed", id: notice.msgId, kind: notice.kind, error: String(err) });
+      return;
+    }
+    for (const b of buckets) {
+      for (const m of this.byBucket.get(b) ?? []) {
+        const frame = frames.get(m.address);
+        if (!frame) continue;
+        try {
+          m.peer.send(frame(m.profile));
+        } catch {
+          // closing; its close event removes it
+        }
+      }
+    }
+  }
+}

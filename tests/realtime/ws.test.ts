@@ -1,0 +1,229 @@
+// GET /fmsg/ws end to end (docs/API.md "WebSocket"): frames for sends, deliveries and add-tos reach exactly the sockets allowed to see them.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { deliverFromAfar } from "../helpers/fmsgd.ts";
+import { ALICE, BOB, CAROL, DAVE, EVE, createDraft, sentMessage } from "../helpers/messages.ts";
+import { EMBEDDED, startTestServer, type TestServer } from "../helpers/server.ts";
+
+setDefaultTimeout(30_000);
+
+type Frame = { type: string; data: Record<string, unknown> & { id: number; topic: string } };
+type Client = { frames: Frame[]; ws: WebSocket; closed: Promise<CloseEvent> };
+
+let s: TestServer;
+
+beforeAll(async () => {
+  // FMSG_DOMAIN: recipients on example.com are delivered by the API itself, which raises `delivered`.
+  s = await startTestServer({ env: { FMSG_DOMAIN: "example.com" } });
+});
+afterAll(() => s.stop());
+
+/** Polls a condition (never a fixed sleep as synchronisation), failing after `ms`. */
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(5);
+  }
+}
+
+function wsUrl(t: TestServer, query = ""): string {
+  return `${t.url.replace(/^http/, "ws")}/fmsg/ws${query}`;
+}
+
+/** Opens a socket as `as` (token in the Authorization header, or in access_token) and records its frames. */
+async function connect(t: TestServer, as: string, opts: { profile?: string; viaQuery?: boolean; token?: string } = {}): Promise<Client> {
+  const token = opts.token ?? t.token(as);
+  const headers: Record<string, string> = opts.viaQuery ? {} : { authorization: `Bearer ${token}` };
+  if (opts.profile) headers["fmsg-profile"] = opts.profile;
+  const query = opts.viaQuery ? `?access_token=${encodeURIComponent(token)}` : "";
+  const ws = new WebSocket(wsUrl(t, query), { headers } as unknown as string[]);
+  const frames: Frame[] = [];
+  ws.addEventListener("message", (e) => frames.push(JSON.parse(String(e.data)) as Frame));
+  const closed = new Promise<CloseEvent>((resolve) => ws.addEventListener("close", resolve));
+  await new Promise<void>((resolve, reject) => {
+    ws.addEventListener("open", () => resolve());
+    ws.addEventListener("error", () => reject(new Error("websocket did not open")));
+  });
+  return { frames, ws, closed };
+}
+
+async function closeAll(clients: Client[]): Promise<void> {
+  for (const c of clients) c.ws.close();
+  await Promise.all(clients.map((c) => c.closed));
+  await until(() => s.server.sockets.size === 0, "every socket removed");
+}
+
+/**
+ * Sends a marker message to every identity and waits until each socket got it. Frames go out over
+ * one connection in order, so any frame a socket was sent before the marker has arrived by then:
+ * what a socket did NOT get can be asserted without waiting for time to pass.
+ */
+async function settle(clients: Client[], to: string[]): Promise<void> {
+  const id = await sentMessage(s, MARKER_SENDER, to, { topic: "marker" });
+  await until(() => clients.every((c) => c.frames.some((f) => f.type === "new_msg" && f.data.id === id)), "the marker on every socket");
+}
+
+/** On FMSG_DOMAIN, as a sender here must be; never one of the identities whose sockets a test watches. */
+const MARKER_SENDER = "@marker@example.com";
+
+const about = (c: Client, id: number) => c.frames.filter((f) => f.data.id === id).map((f) => f.type);
+
+describe("GET /fmsg/ws: frames", () => {
+  test("a send: new_msg to every recipient socket (any spelling, either token source, each in its profile), none to the owner or a stranger", async () => {
+    const alice = await connect(s, ALICE);
+    const bob = await connect(s, BOB);
+    const bobShouting = await connect(s, "@BOB@EXAMPLE.COM", { viaQuery: true, profile: "fmsg-003" });
+    const carol = await connect(s, CAROL, { profile: "fmsg-003" });
+    const eve = await connect(s, EVE);
+    const clients = [alice, bob, bobShouting, carol, eve];
+    try {
+      const id = await createDraft(s, ALICE, [BOB], { add_to: [CAROL] });
+      const draftId = await createDraft(s, ALICE, [BOB, EVE]); // a draft is news to nobody
+      expect((await s.request("POST", `/fmsg/${draftId}/add-to`, { as: ALICE, json: { add_to: [CAROL] } })).status).toBe(200);
+      const sent = await s.request("POST", `/fmsg/${id}/send`, { as: ALICE });
+      expect(sent.status).toBe(200);
+      await settle(clients, [ALICE, BOB, CAROL, EVE]);
+
+      expect(about(bob, id)).toEqual(["new_msg"]);
+      expect(about(bobShouting, id)).toEqual(["new_msg"]);
+      expect(about(carol, id)).toEqual(["new_msg"]);
+      expect(about(eve, id)).toEqual([]);
+      // The owner hears only of the deliveries to the local recipients, never of a recipient's news.
+      expect(about(alice, id).every((t) => t === "delivered")).toBe(true);
+      for (const c of clients) expect(about(c, draftId)).toEqual([]);
+
+      // seed: add_to is the address list; fmsg-003: the batch objects, seed-only keys left out.
+      const seed = bob.frames.find((f) => f.data.id === id)!.data;
+      expect(seed).toMatchObject({ id, from: ALICE, to: [BOB], add_to: [CAROL], common_type: false, topic: "Hello", read: false });
+      const standard = bobShouting.frames.find((f) => f.data.id === id)!.data;
+      expect(standard).toMatchObject({ id, from: ALICE, to: [BOB] });
+      expect(standard).not.toHaveProperty("common_type");
+      expect(standard).not.toHaveProperty("add_to_batches");
+      expect((standard.add_to as { to: string[] }[])[0]!.to).toEqual([CAROL]);
+    } finally {
+      await closeAll(clients);
+    }
+  });
+
+  test("an add-to: recipients_added to every participant (owner, to, earlier and new add-to), none to a stranger", async () => {
+    const id = await sentMessage(s, ALICE, [BOB], { add_to: [CAROL] });
+    const alice = await connect(s, ALICE);
+    const bob = await connect(s, BOB, { profile: "fmsg-003" });
+    const carol = await connect(s, CAROL);
+    const dave = await connect(s, DAVE);
+    const eve = await connect(s, EVE);
+    const clients = [alice, bob, carol, dave, eve];
+    try {
+      const res = await s.request("POST", `/fmsg/${id}/add-to`, { as: BOB, json: { add_to: ["@Dave@Third.net"] } });
+      expect(res.status).toBe(200);
+      await settle(clients, [ALICE, BOB, CAROL, DAVE, EVE]);
+      for (const c of [alice, bob, carol, dave]) expect(about(c, id)).toContain("recipients_added");
+      for (const c of [bob, carol, dave]) expect(about(c, id)).toEqual(["recipients_added"]);
+      expect(about(eve, id)).toEqual([]);
+      const frame = bob.frames.find((f) => f.type === "recipients_added" && f.data.id === id)!.data;
+      expect((frame.add_to as { to: string[] }[]).map((b) => b.to)).toEqual([[CAROL], ["@Dave@Third.net"]]);
+    } finally {
+      await closeAll(clients);
+    }
+  });
+
+  test("a local delivery: delivered to the sender's sockets only", async () => {
+    const alice = await connect(s, "@Alice@Example.com");
+    const bob = await connect(s, BOB);
+    const eve = await connect(s, EVE);
+    const clients = [alice, bob, eve];
+    try {
+      const id = await sentMessage(s, ALICE, [BOB]);
+      await until(() => about(alice, id).includes("delivered"), "the delivered frame");
+      await settle(clients, [ALICE, BOB, EVE]);
+      expect(about(alice, id)).toEqual(["delivered"]);
+      expect(about(bob, id)).toEqual(["new_msg"]);
+      expect(about(eve, id)).toEqual([]);
+      const frame = alice.frames.find((f) => f.data.id === id)!.data;
+      expect((frame.to_delivery as { time_delivered: string | null }[])[0]!.time_delivered).toBeString();
+    } finally {
+      await closeAll(clients);
+    }
+  });
+
+  // fmsgd writes through its own connection: its commits reach the sockets by NOTIFY, which the
+  // embedded database (one session) does not have.
+  test.skipIf(EMBEDDED)("fmsgd: a received message → new_msg to its recipient; a remote delivery → delivered to the sender", async () => {
+    const id = await createDraft(s, ALICE, [CAROL]); // other.org: fmsgd's business, not local delivery
+    const alice = await connect(s, ALICE, { profile: "fmsg-003" });
+    const carol = await connect(s, "@carol@OTHER.org");
+    const eve = await connect(s, EVE);
+    const clients = [alice, carol, eve];
+    try {
+      expect((await s.request("POST", `/fmsg/${id}/send`, { as: ALICE })).status).toBe(200);
+      await s.db.sql`update msg_to set time_delivered = extract(epoch from now()), response_code = 200 where msg_id = ${id}`;
+      const [received] = await deliverFromAfar(s.db.sql, ["@CAROL@other.org"], "from afar");
+      await settle(clients, [ALICE, CAROL, EVE]);
+      expect(about(alice, id)).toEqual(["delivered"]);
+      expect(about(carol, id)).toEqual(["new_msg"]);
+      expect(about(carol, received!)).toEqual(["new_msg"]);
+      for (const c of [alice, eve]) expect(about(c, received!)).toEqual([]);
+      expect(about(eve, id)).toEqual([]);
+    } finally {
+      await closeAll(clients);
+    }
+  });
+});
+
+describe("GET /fmsg/ws: the handshake", () => {
+  const handshake = { connection: "Upgrade", upgrade: "websocket", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" };
+
+  test.each([
+    ["no token", {}, "", "auth header is empty"],
+    ["a bad token in the header", { authorization: "Bearer not.a.token" }, "", "token is malformed"],
+    ["a bad token in access_token", {}, "?access_token=not.a.token", "token is malformed"],
+  ])("%s → 401 JSON, no upgrade", async (_name, headers, query, error) => {
+    const res = await fetch(`${s.url}/fmsg/ws${query}`, { headers: { ...handshake, ...headers } });
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toBe('Bearer realm="fmsg"');
+    expect(await res.json()).toEqual({ error });
+    expect(s.server.sockets.size).toBe(0);
+  });
+
+  test("access_token is read on the WebSocket route only", async () => {
+    const res = await fetch(`${s.url}/fmsg?access_token=${s.token(BOB)}`);
+    expect(res.status).toBe(401);
+  });
+
+  test("an unknown profile → 400; a plain GET → 426", async () => {
+    const bad = await fetch(`${s.url}/fmsg/ws`, { headers: { ...handshake, authorization: `Bearer ${s.token(BOB)}`, "fmsg-profile": "nope" } });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ error: "invalid profile" });
+    const plain = await s.request("GET", "/fmsg/ws", { as: BOB });
+    expect(plain.status).toBe(426);
+    expect(plain.headers.get("upgrade")).toBe("websocket");
+    expect(await plain.json()).toEqual({ error: "websocket upgrade required" });
+  });
+});
+
+describe("GET /fmsg/ws: the socket's life", () => {
+  test("a socket whose token expires is closed with 4001 \"token expired\"", async () => {
+    const c = await connect(s, BOB, { token: s.token(BOB, 2) });
+    const closed = await c.closed;
+    expect(closed.code).toBe(4001);
+    expect(closed.reason).toBe("token expired");
+    await until(() => s.server.sockets.size === 0, "the expired socket removed");
+  });
+
+  test("a client that disconnects is removed at once", async () => {
+    const c = await connect(s, BOB);
+    expect(s.server.sockets.size).toBe(1);
+    c.ws.close();
+    await until(() => s.server.sockets.size === 0, "the socket removed");
+  });
+
+  test("server shutdown closes every socket with 1001", async () => {
+    const t = await startTestServer();
+    const c = await connect(t, BOB);
+    await t.stop();
+    const closed = await c.closed;
+    // Closed by the server before its drain (Bun's own forced close, after the drain timeout, gives no reason).
+    expect(closed.code).toBe(1001);
+    expect(closed.reason).toBe("server shutting down");
+  });
+});
