@@ -6,7 +6,7 @@
 //
 //   bun run bench                   full run (rewrites BENCHMARKS.md)
 //   bun run bench --quick           short smoke run (1 s runs, fewer waiters); BENCHMARKS.md untouched
-//   bun run bench --only=read,inbox selected scenarios (read inbox compose waiters websockets attachment footprint)
+//   bun run bench --only=read,inbox selected scenarios (read inbox compose journal feed waiters websockets attachment footprint)
 //   bun run bench --render=bench/results/<timestamp>.json
 //                                   re-renders BENCHMARKS.md from a saved full run (after editing
 //                                   bench/ANALYSIS.md), without measuring anything
@@ -22,13 +22,15 @@ import { log } from "./lib/util.ts";
 import { ensureWrk } from "./lib/wrk.ts";
 import { attachmentScenario } from "./scenarios/attachment.ts";
 import { composeScenario } from "./scenarios/compose.ts";
+import { feedScenario } from "./scenarios/feed.ts";
 import { footprintScenario } from "./scenarios/footprint.ts";
 import { inboxScenario } from "./scenarios/inbox.ts";
+import { journalScenario } from "./scenarios/journal.ts";
 import { readScenario } from "./scenarios/read.ts";
 import { waitersScenario } from "./scenarios/waiters.ts";
 import { webSocketsScenario } from "./scenarios/websockets.ts";
 
-const ALL = ["read", "inbox", "compose", "waiters", "websockets", "attachment", "footprint"] as const;
+const ALL = ["read", "inbox", "compose", "journal", "feed", "waiters", "websockets", "attachment", "footprint"] as const;
 type ScenarioId = (typeof ALL)[number];
 
 const args = process.argv.slice(2);
@@ -137,7 +139,7 @@ try {
   seedInfo = await seed(dbUrl);
   const ctx = makeCtx(dbName, dbUrl, tmp, settings);
 
-  const http = only.filter((id) => id === "read" || id === "inbox" || id === "compose");
+  const http = only.filter((id) => id === "read" || id === "inbox" || id === "compose" || id === "journal" || id === "feed");
   if (http.length > 0) {
     const dataDir = join(tmp, "data-main");
     mkdirSync(dataDir);
@@ -152,6 +154,8 @@ try {
       if (only.includes("read")) await scenario("read", () => readScenario(ctx, ours, direct));
       if (only.includes("inbox")) await scenario("inbox", () => inboxScenario(ctx, ours, direct));
       if (only.includes("compose")) await scenario("compose", () => composeScenario(ctx, ours));
+      if (only.includes("journal")) await scenario("journal", () => journalScenario(ctx, ours));
+      if (only.includes("feed")) await scenario("feed", () => feedScenario(ctx, ours));
     } finally {
       await direct.stop();
       await ours.stop();

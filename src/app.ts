@@ -18,6 +18,7 @@ import type { Metrics } from "./http/metrics.ts";
 import { rateLimit, TokenBucketStore } from "./http/rate-limit.ts";
 import { requestLog, type Logger } from "./http/request-log.ts";
 import { attachmentRoutes } from "./http/routes/attachments.ts";
+import { eventRoutes } from "./http/routes/events.ts";
 import { healthRoutes } from "./http/routes/health.ts";
 import { messageRoutes } from "./http/routes/messages.ts";
 import { threadRoutes } from "./http/routes/threads.ts";
@@ -35,6 +36,8 @@ export type AppDeps = {
   sql: Sql;
   identity: IdentityService;
   waiters: InboxWaiters;
+  /** The readers of GET /fmsg/events. */
+  feed: InboxWaiters;
   /** The open WebSockets of GET /fmsg/ws. */
   sockets: InboxSockets;
   listener: ListenerStatus;
@@ -137,6 +140,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use("/fmsg/*", plainIdSegment);
   app.route("/fmsg", waitRoutes(deps.waiters));
   app.route("/fmsg", webSocketRoutes(deps.sockets));
+  app.route("/fmsg", eventRoutes({ sql: deps.sql, feed: deps.feed, log: deps.log }));
   app.route("/fmsg", messageRoutes(messageDeps));
   app.route("/fmsg", attachmentRoutes(messageDeps));
   app.route("/fmsg", threadRoutes(messageDeps));

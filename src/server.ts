@@ -2,6 +2,7 @@
 import type { Server } from "bun";
 import { createApp } from "./app.ts";
 import type { Config } from "./config.ts";
+import { latestEventSeqs } from "./db/events.ts";
 import { latestInboxIds } from "./db/messages.ts";
 import { openDatabase } from "./db/open-database.ts";
 import type { Sql } from "./db/pool.ts";
@@ -16,9 +17,11 @@ import { cachedIdentityService, type CachedIdentityService } from "./identity/ca
 import { fmsgidClient } from "./identity/fmsgid-client.ts";
 import { builtinIdentityService } from "./identity/identity-service.ts";
 import type { ListenerStatus } from "./realtime/inbox-listener.ts";
+import { startEventPruner } from "./realtime/event-pruner.ts";
 import { InboxWaiters } from "./realtime/inbox-waiters.ts";
 import { InboxSockets } from "./realtime/inbox-sockets.ts";
 import { inboxFrames } from "./messages/inbox-frames.ts";
+import { pruneExpiredAnswers } from "./messages/idempotency.ts";
 import { webSocketHandler } from "./lib/bun.ts";
 import { fileRows } from "./db/files.ts";
 import { armCrashPoint } from "./lib/crash-point.ts";
@@ -32,6 +35,7 @@ import { sweepDataDir } from "./storage/sweep.ts";
 export const IDLE_TIMEOUT_SECONDS = 30;
 const LOCAL_DELIVERY_RETRY_MS = 60_000;
 const DRAIN_TIMEOUT_MS = 10_000;
+const IDEMPOTENCY_PRUNE_MS = 15 * 60_000;
 
 /** A failure to start that the operator must fix; main prints it as one line. */
 export class StartupError extends Error {}
@@ -40,6 +44,8 @@ export type RunningServer = {
   urls: string[];
   sql: Sql;
   waiters: InboxWaiters;
+  /** The readers of GET /fmsg/events waiting for their next event. */
+  feed: InboxWaiters;
   /** The open WebSockets of GET /fmsg/ws. */
   sockets: InboxSockets;
   /** Whether wake-ups are arriving (the LISTEN connection is up; always with the embedded database). */
@@ -86,7 +92,8 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     const waiters = new InboxWaiters((pairs) => latestInboxIds(sql, pairs), log);
     const sockets = new InboxSockets(inboxFrames({ sql, dataDir: config.dataDir, shortTextSize: config.shortTextSize }), log);
     cleanups.unshift(async () => sockets.closeAll());
-    const wakeUps = await database.startWakeUps(waiters, { log, heartbeatMs: opts.listenerHeartbeatMs, sockets });
+    const feed = new InboxWaiters((pairs) => latestEventSeqs(sql, pairs), log);
+    const wakeUps = await database.startWakeUps(waiters, { log, heartbeatMs: opts.listenerHeartbeatMs, sockets, feed });
     cleanups.unshift(() => wakeUps.stop());
     const identity = config.idUrl === "builtin" ? null : cachedIdentityService(fmsgidClient(config.idUrl), config.idCacheSeconds);
     const lookups = identity ?? builtinIdentityService;
@@ -104,6 +111,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       sql,
       identity: lookups,
       waiters,
+      feed,
       sockets,
       listener: wakeUps,
       wake: wakeUps.wake,
@@ -143,11 +151,20 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       ? setInterval(() => void retryLocalDeliveries({ sql, domain: config.domain, identity: lookups, log, wake: wakeUps.wake }), LOCAL_DELIVERY_RETRY_MS)
       : null;
 
+    // Idempotency-Key answers older than 24 h are ignored already; this only keeps the table small.
+    const prune = setInterval(
+      () => void pruneExpiredAnswers(sql).catch((err) => log({ level: "warn", msg: "pruning idempotency keys failed", error: String(err) })),
+      IDEMPOTENCY_PRUNE_MS,
+    );
+
+    const stopPruningEvents = startEventPruner(sql, config.eventRetentionDays, log);
+
     let stopping: Promise<void> | null = null;
     return {
       urls: servers.map((s) => s.url.toString()),
       sql,
       waiters,
+      feed,
       sockets,
       listener: wakeUps,
       identity,
@@ -155,8 +172,11 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       stop: () =>
         (stopping ??= (async () => {
           if (retry) clearInterval(retry);
+          clearInterval(prune);
           // Open waits answer 204 and sockets close (1001) first, so the graceful stop below does not hang on them.
+          stopPruningEvents();
           waiters.closeAll();
+          feed.closeAll(); // ends event streams too
           sockets.closeAll();
           await Promise.all(servers.map((s) => drain(s)));
           for (const cleanup of cleanups) await cleanup().catch(() => {});

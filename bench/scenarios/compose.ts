@@ -8,7 +8,7 @@ import { log, spread, type Spread } from "../lib/util.ts";
 
 type Mode = "api" | "direct" | "direct-file";
 const SEED_MESSAGES = `${(SEED.messages / 1000).toFixed(0)},000+`;
-type Run = { perSecond: number; p50Ms: number; p99Ms: number; pairs: number; errors: number; firstError: string | null };
+export type Run = { perSecond: number; p50Ms: number; p99Ms: number; pairs: number; errors: number; firstError: string | null };
 
 const NAMES: Record<Mode, string> = {
   api: "ours: POST /fmsg + POST /fmsg/:id/send",
@@ -16,7 +16,8 @@ const NAMES: Record<Mode, string> = {
   "direct-file": "baseline′: SQL pair + durable 1 KiB file",
 };
 
-async function runOnce(ctx: Ctx, mode: Mode, workers: number, ours: Server): Promise<Run> {
+/** One measured run of the compose load generator in `mode` (also used by the journal scenario). */
+export async function runOnce(ctx: Ctx, mode: Mode, workers: number, ours: Server): Promise<Run> {
   const from = "@compose.sender@bench.example";
   const opts = {
     mode,

@@ -142,7 +142,15 @@ Bun.serve({
     if (url.pathname === "/fmsg") {
       const limit = Math.min(100, Number(url.searchParams.get("limit") ?? 20));
       const offset = Number(url.searchParams.get("offset") ?? 0);
-      return json(200, await Promise.all((await listInbox(sql, identity, limit, offset)).map(shape)));
+      // One row past the page, as the server reads it, to tell whether a next page (a Link) exists.
+      const rows = await listInbox(sql, identity, limit + 1, offset);
+      const page = await Promise.all(rows.slice(0, limit).map(shape));
+      if (rows.length <= limit) return json(200, page);
+      url.searchParams.delete("offset");
+      url.searchParams.set("before_id", String(rows[limit - 1]!.id));
+      const res = json(200, page);
+      res.headers.set("Link", `<${url.pathname}?${url.searchParams}>; rel="next"`);
+      return res;
     }
     const m = /^\/fmsg\/([1-9][0-9]{0,18})$/.exec(url.pathname);
     if (!m) return fail(404, "not found");

@@ -117,3 +117,15 @@ export const DocumentQuery = z.object({
     })
     .meta({ type: "string", enum: [...PROFILES], description: "The message shape to describe (default: the host's FMSG_API_PROFILE)." } as Record<string, unknown>),
 });
+
+/** The request header of the four idempotent writes (docs/API.md "Idempotent writes"); lower-case, as Hono reads headers. */
+export const IdempotencyHeaders = z.object({
+  "idempotency-key": z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/, "invalid Idempotency-Key: 1 to 255 visible ASCII characters")
+    .optional()
+    .meta({
+      description:
+        "Idempotency-Key: 1–255 visible ASCII characters. A retry with the same key by the same identity within 24 h gets the first answer again (with `Idempotent-Replayed: true`) and changes nothing; the same key with a different request → 422. Concurrent requests with one key wait for the first, then get its answer.",
+    }),
+});

@@ -112,6 +112,12 @@ export async function addToCheck(tx: Tx, id: number, candidates: string[]): Prom
 
 export type InboxPage = { limit: number; offset: number; beforeId: number | null };
 
+/** A page of rows, and whether a further page exists (the query read one row past the page to know). */
+export type RowPage = { rows: MessageRow[]; more: boolean };
+
+/** Cuts the one look-ahead row off a page read with limit + 1. */
+const cut = (rows: MessageRow[], limit: number): RowPage => ({ rows: rows.slice(0, limit), more: rows.length > limit });
+
 /**
  * How every recipient-index look-up below is phrased, and why: the row comparison on
  * (lower(addr), msg_id) makes the fmsg_api_ covering index the only one whose bounds fit, and the
@@ -123,12 +129,13 @@ export type InboxPage = { limit: number; offset: number; beforeId: number | null
 /**
  * Sent messages where `address` is a recipient, newest first. Each recipient table is read
  * backwards along its (lower(addr), msg_id) index, stopping after offset+limit rows, so a page
- * costs the same however large the inbox is.
+ * costs the same however large the inbox is. One row past the page is read (same query) to tell
+ * whether a next page exists.
  */
-export async function listInbox(sql: Db, address: string, page: InboxPage): Promise<MessageRow[]> {
-  const take = page.limit + page.offset;
+export async function listInbox(sql: Db, address: string, page: InboxPage): Promise<RowPage> {
+  const take = page.limit + 1 + page.offset;
   const before = page.beforeId ?? Number.MAX_SAFE_INTEGER;
-  return sql<MessageRow[]>`
+  const rows = await sql<MessageRow[]>`
     with page as (
       select id from (
         (select t.msg_id as id from msg_to t
@@ -143,21 +150,23 @@ export async function listInbox(sql: Db, address: string, page: InboxPage): Prom
             and (select s.time_sent from msg s where s.id = a.msg_id) is not null
           order by lower(a.addr) desc, a.msg_id desc limit ${take})
       ) ids
-      order by id desc limit ${page.limit} offset ${page.offset}
+      order by id desc limit ${page.limit + 1} offset ${page.offset}
     )
     select ${messageColumns(sql, address)} from msg m where m.id in (select id from page) order by m.id desc`;
+  return cut(rows, page.limit);
 }
 
 /**
  * Messages `address` wrote, drafts included, newest first. fmsgd's lower(from_addr) index finds
- * them; the page is cut in SQL.
+ * them; the page is cut in SQL, one row past it read to tell whether a next page exists.
  */
-export async function listSent(sql: Db, address: string, page: InboxPage): Promise<MessageRow[]> {
+export async function listSent(sql: Db, address: string, page: InboxPage): Promise<RowPage> {
   const before = page.beforeId ?? Number.MAX_SAFE_INTEGER;
-  return sql<MessageRow[]>`
+  const rows = await sql<MessageRow[]>`
     select ${messageColumns(sql, address)} from msg m
     where lower(m.from_addr) = lower(${address}::text) and m.id < ${before}::int8
-    order by m.id desc limit ${page.limit} offset ${page.offset}`;
+    order by m.id desc limit ${page.limit + 1} offset ${page.offset}`;
+  return cut(rows, page.limit);
 }
 
 /**

@@ -11,9 +11,10 @@ type Log = (line: Record<string, unknown>) => void;
 /**
  * What a commit did, in the terms of the trigger channel that announces it: message `msgId` became
  * visible to its recipients (new_msg), got an add-to batch (recipients_added, to every participant)
- * or reached a recipient (delivered, to its sender).
+ * or reached a recipient (delivered, to its sender), or was read by one (read: only the event feed
+ * hears of it).
  */
-export type WakeNotice = { kind: FrameKind; msgId: number; addresses: readonly string[] | (() => Promise<readonly string[]>) };
+export type WakeNotice = { kind: FrameKind | "read"; msgId: number; addresses: readonly string[] | (() => Promise<readonly string[]>) };
 
 /**
  * Tells waiters and WebSockets of a commit, once it is done. The addresses may be given as a
@@ -37,7 +38,7 @@ export type Database = {
    * has one session and its NOTIFY reaches no other connection (docs/design/embedded-findings.md,
    * (d)), so `wake` feeds them itself and nothing can be disconnected.
    */
-  startWakeUps(waiters: InboxWaiters, opts: { log: Log; heartbeatMs?: number; sockets: InboxSockets }): Promise<WakeUps>;
+  startWakeUps(waiters: InboxWaiters, opts: { log: Log; heartbeatMs?: number; sockets: InboxSockets; feed: InboxWaiters }): Promise<WakeUps>;
   /** Ends the pool, then stops the embedded database if there is one. */
   close(): Promise<void>;
 };
@@ -51,9 +52,13 @@ export async function openDatabase(config: Config): Promise<Database> {
     const sql = openPool({ url: embedded.url, ...EMBEDDED_POOL_OPTIONS });
     return {
       sql,
-      startWakeUps: async (waiters, { log, sockets }) => ({
+      startWakeUps: async (waiters, { log, sockets, feed }) => ({
         connected: () => true,
         wake: async ({ kind, msgId, addresses }) => {
+          // Every commit that raises a wake-up may have written journal events (the triggers ran);
+          // which readers got one is the feed query's to say, and an embedded host has few of them.
+          feed.wakeAll();
+          if (kind === "read") return;
           try {
             const named = typeof addresses === "function" ? await addresses() : addresses;
             // As the listener does: a delivery to someone else is no news for anyone's inbox.
@@ -82,8 +87,8 @@ export async function openDatabase(config: Config): Promise<Database> {
   });
   return {
     sql,
-    startWakeUps: async (waiters, { log, heartbeatMs, sockets }) => {
-      const listener = await startInboxListener(sql, waiters, { log, heartbeatMs, sockets });
+    startWakeUps: async (waiters, { log, heartbeatMs, sockets, feed }) => {
+      const listener = await startInboxListener(sql, waiters, { log, heartbeatMs, sockets, feed });
       return { connected: listener.connected, wake: async () => {}, stop: listener.stop };
     },
     close: async () => {

@@ -1,10 +1,12 @@
 // Owns the database schema: applying sql/ (migrate), its fingerprint, and the start-up check for fmsgd's tables.
 import fmsgdDdl from "../../sql/001_fmsgd.sql" with { type: "text" };
 import apiDdl from "../../sql/002_api.sql" with { type: "text" };
+import eventsDdl from "../../sql/003_events.sql" with { type: "text" };
+import idempotencyDdl from "../../sql/004_idempotency.sql" with { type: "text" };
 import type { Sql } from "./pool.ts";
 
 /** The schema files in the order they apply; each is idempotent. */
-export const SCHEMA_FILES: readonly string[] = [fmsgdDdl, apiDdl];
+export const SCHEMA_FILES: readonly string[] = [fmsgdDdl, apiDdl, eventsDdl, idempotencyDdl];
 
 /** Serialises concurrent migrations of one database (two API instances starting together). */
 const MIGRATE_LOCK_KEY = 0x666d_7367; // "fmsg"

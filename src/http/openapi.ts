@@ -6,7 +6,7 @@ import type { Profile } from "../domain/profile.ts";
 import { VERSION } from "../version.ts";
 import type { AppEnv } from "./app-env.ts";
 
-type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 416 | 426 | 429 | 503 | 507;
+type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 410 | 413 | 415 | 416 | 422 | 426 | 429 | 503 | 507;
 type Responses = RouteConfig["responses"];
 
 export const BEARER = "bearer";
@@ -65,6 +65,30 @@ export function answers(
   }
   return out;
 }
+
+/** Answers of a write that takes an Idempotency-Key (docs/API.md "Idempotent writes"). */
+export const IDEMPOTENT_ERRORS: Partial<Record<ErrorStatus, string>> = {
+  400: "A malformed Idempotency-Key (`invalid Idempotency-Key: 1 to 255 visible ASCII characters`).",
+  422: "The Idempotency-Key was used by this identity within 24 h for a different request (`Idempotency-Key already used for a different request`).",
+};
+
+/** A keyed write's own error answers joined with those of its Idempotency-Key. */
+export function withKeyErrors(errors: Partial<Record<ErrorStatus, string>>): Partial<Record<ErrorStatus, string>> {
+  const all = { ...errors };
+  for (const [status, text] of Object.entries(IDEMPOTENT_ERRORS) as [string, string][]) {
+    const key = Number(status) as ErrorStatus;
+    all[key] = all[key] ? `${all[key]} Or: ${text}` : text;
+  }
+  return all;
+}
+
+/** On the success of a write that takes an Idempotency-Key: present when the answer is a replay. */
+export const REPLAY_HEADERS = {
+  "Idempotent-Replayed": {
+    description: "`true` when this is the stored answer of an earlier request with the same Idempotency-Key (nothing was changed).",
+    schema: { type: "string" as const, enum: ["true"] },
+  },
+};
 
 /** Written by a write that touches files: the data directory may be full or failing. */
 export const STORAGE_ERRORS: Partial<Record<ErrorStatus, string>> = {

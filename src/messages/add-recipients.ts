@@ -6,12 +6,15 @@ import { resolveLocalRecipients } from "../delivery/local-delivery.ts";
 import { forbidden, invalid } from "../domain/errors.ts";
 import { MAX_ADD_TO_TOTAL, MAX_RECIPIENTS } from "../domain/limits.ts";
 import { messageNotFound } from "./access.ts";
+import type { Once } from "./idempotency.ts";
 import type { MessageDeps } from "./context.ts";
 
 const NOT_PARTICIPANT = "only existing participants may add recipients";
 
-export async function addRecipients(deps: MessageDeps, identity: string, id: number, addresses: string[]): Promise<number> {
+/** `once` (an Idempotency-Key): claimed first, so a retry is answered before the duplicate checks refuse it. */
+export async function addRecipients(deps: MessageDeps, identity: string, id: number, addresses: string[], once?: Once<number>): Promise<number> {
   const sent = await deps.sql.begin(async (tx) => {
+    await once?.claim(tx);
     // Locking the message serialises add-tos, so the duplicate and total checks below cannot be raced.
     const head = await lockMessage(tx, id, identity);
     if (!head) throw messageNotFound();
@@ -32,11 +35,13 @@ export async function addRecipients(deps: MessageDeps, identity: string, id: num
       }
       const batch = pending?.id ?? (await insertBatch(tx, id, head.from_addr, null));
       await insertBatchRecipients(tx, id, batch, addresses);
+      await once?.record(tx, addresses.length);
       return false;
     }
     const batch = await insertBatch(tx, id, identity, null);
     await insertBatchRecipients(tx, id, batch, addresses);
     await insertNotifyRows(tx, id, batch, deps.domain);
+    await once?.record(tx, addresses.length);
     return true;
   });
   if (sent) {

@@ -18,6 +18,7 @@ import { MAX_ATTACHMENTS } from "../domain/limits.ts";
 import { removeOwnFile, SizeLimitError, stageFile, writeWithRow } from "../storage/atomic-file.ts";
 import { attachmentDir, folderOfDraft } from "../storage/data-dir.ts";
 import { requireOwnedDraft } from "./access.ts";
+import type { Once } from "./idempotency.ts";
 import type { MessageDeps } from "./context.ts";
 
 const ATTACH_TOO_LARGE = "attachment exceeds maximum size";
@@ -58,6 +59,7 @@ export async function uploadAttachment(
   id: number,
   dir: string,
   part: FilePart,
+  once?: Once<{ filename: string; size: number }>,
 ): Promise<{ filename: string; size: number }> {
   const { filename } = part;
   if (!isValidFilename(filename)) throw invalidFilename();
@@ -79,6 +81,8 @@ export async function uploadAttachment(
   const size = staged.size;
   await writeWithRow("attach", staged, deps.dataDir, (place) =>
     deps.sql.begin(async (tx) => {
+      // After the whole part is staged (its hash is part of the key's fingerprint), before place().
+      await once?.claim(tx);
       requireOwnedDraft(await lockMessage(tx, id, identity), UPLOAD_TEXTS);
       const others = await attachmentTotals(tx, id, filename);
       if (others.count >= MAX_ATTACHMENTS) throw invalid(`a message holds at most ${MAX_ATTACHMENTS} attachments`);
@@ -92,6 +96,7 @@ export async function uploadAttachment(
       } else {
         await insertAttachment(tx, id, { ...row, position: await nextAttachmentPosition(tx, id) });
       }
+      await once?.record(tx, { filename, size });
     }),
     mayHaveCommitted,
   );

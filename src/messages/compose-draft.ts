@@ -23,6 +23,7 @@ import type { MessageInput } from "../contract/requests.ts";
 import { removeTree, stageFile, writeWithRow } from "../storage/atomic-file.ts";
 import { bodyName, folderOfDraft, messageDir } from "../storage/data-dir.ts";
 import { requireOwnedDraft } from "./access.ts";
+import type { Once } from "./idempotency.ts";
 import { isParticipant } from "./read-messages.ts";
 import type { MessageDeps } from "./context.ts";
 
@@ -80,7 +81,8 @@ async function writeRecipients(tx: Tx, id: number, input: MessageInput): Promise
   }
 }
 
-export async function createDraft(deps: MessageDeps, identity: string, input: MessageInput): Promise<number> {
+/** `once` (an Idempotency-Key): claimed before the row is written, the id recorded in the same transaction. */
+export async function createDraft(deps: MessageDeps, identity: string, input: MessageInput, once?: Once<number>): Promise<number> {
   const bytes = await checkInput(deps, identity, input);
   const id = await nextMessageId(deps.sql);
   const dir = messageDir(deps.dataDir, parseAddress(input.from)!, id);
@@ -88,9 +90,12 @@ export async function createDraft(deps: MessageDeps, identity: string, input: Me
     const body = await stageFile(dir, bodyName(bodyExtension(input.type)), bytes);
     await writeWithRow("create", body, deps.dataDir, (place) =>
       deps.sql.begin(async (tx) => {
+        // Before place(): a replayed request leaves only its temp file, which writeWithRow removes.
+        await once?.claim(tx);
         const filepath = await place(null);
         await insertDraft(tx, id, draftFields(input, { size: body.size, filepath }));
         await writeRecipients(tx, id, input);
+        await once?.record(tx, id);
       }),
       mayHaveCommitted,
     );

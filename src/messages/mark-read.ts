@@ -7,12 +7,15 @@ import type { MessageDeps } from "./context.ts";
 export const ONLY_RECIPIENTS = "only recipients of a sent message may mark it read";
 
 /** The time the identity first marked message `id` read; a repeat returns that time and writes nothing. */
-export async function markRead(deps: Pick<MessageDeps, "sql">, identity: string, id: number): Promise<number> {
-  return deps.sql.begin(async (tx) => {
+export async function markRead(deps: Pick<MessageDeps, "sql" | "wake">, identity: string, id: number): Promise<number> {
+  const { time, first } = await deps.sql.begin(async (tx) => {
     const state = await lockReaderState(tx, id, identity);
     if (!state) throw messageNotFound();
     // A draft exists only for its owner, and an owner who is not a recipient has nothing to read.
     if (state.time_sent === null || !(state.is_to || state.is_add_to)) throw forbidden(ONLY_RECIPIENTS);
-    return stampRead(tx, id, identity, state.time_read);
+    return { time: await stampRead(tx, id, identity, state.time_read), first: state.time_read === null };
   });
+  // The sender's event feed has a "read" event now (a trigger wrote it); only the first mark makes one.
+  if (first) await deps.wake({ kind: "read", msgId: id, addresses: [] });
+  return time;
 }

@@ -1,7 +1,7 @@
 // Reading messages as a participant: who may see what (docs/API.md §5) and the message JSON with real sizes.
 import type { MessageJson } from "../contract/responses.ts";
 import { attachmentIsCompressed, messageJson, type StoredMessage } from "../domain/message-json.ts";
-import { findMessage, listInbox, listSent, type InboxPage, type Role } from "../db/messages.ts";
+import { findMessage, listInbox, listSent, type InboxPage, type Role, type RowPage } from "../db/messages.ts";
 import { forbidden } from "../domain/errors.ts";
 import { hasShortText, shortText } from "../domain/short-text.ts";
 import { fileSize, readHead } from "../storage/file-info.ts";
@@ -42,12 +42,18 @@ export async function shapeMessage(deps: Pick<MessageDeps, "dataDir" | "shortTex
   return messageJson(m, { body, attachments, shortText: text });
 }
 
-export async function inbox(deps: Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize">, identity: string, page: InboxPage): Promise<MessageJson[]> {
-  const rows = await listInbox(deps.sql, identity, page);
-  return Promise.all(rows.map((m) => shapeMessage(deps, m)));
+/** A page of a folder, and the `before_id` that reads the next one (null: this is the last page). */
+export type FolderPage = { messages: MessageJson[]; nextBeforeId: number | null };
+
+async function folderPage(deps: Pick<MessageDeps, "dataDir" | "shortTextSize">, page: RowPage): Promise<FolderPage> {
+  const messages = await Promise.all(page.rows.map((m) => shapeMessage(deps, m)));
+  return { messages, nextBeforeId: page.more ? page.rows.at(-1)!.id : null };
 }
 
-export async function sentFolder(deps: Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize">, identity: string, page: InboxPage): Promise<MessageJson[]> {
-  const rows = await listSent(deps.sql, identity, page);
-  return Promise.all(rows.map((m) => shapeMessage(deps, m)));
+export async function inbox(deps: Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize">, identity: string, page: InboxPage): Promise<FolderPage> {
+  return folderPage(deps, await listInbox(deps.sql, identity, page));
+}
+
+export async function sentFolder(deps: Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize">, identity: string, page: InboxPage): Promise<FolderPage> {
+  return folderPage(deps, await listSent(deps.sql, identity, page));
 }

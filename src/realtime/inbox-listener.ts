@@ -10,6 +10,8 @@ import type { InboxWaiters } from "./inbox-waiters.ts";
  */
 export const INBOX_CHANNELS = ["new_msg", "recipients_added", "delivered"] as const;
 const HEARTBEAT_CHANNEL = "fmsg_api_heartbeat";
+/** Raised by the event journal's triggers (sql/003_events.sql), payload the address that got an event. */
+export const FEED_CHANNEL = "fmsg_api_events";
 
 export type ListenerStatus = { connected(): boolean };
 
@@ -26,6 +28,8 @@ export type ListenerOptions = {
   log?: (line: Record<string, unknown>) => void;
   /** The open WebSockets, told of every notification (none: only the waiters are fed). */
   sockets?: Pick<InboxSockets, "notify">;
+  /** The readers of GET /fmsg/events, woken by FEED_CHANNEL and re-checked with the waiters after an outage. */
+  feed?: WakeTarget;
 };
 
 /** "<msg_id>,<addr>" → its parts, or null for anything else. */
@@ -55,6 +59,11 @@ export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: Li
   const log = opts.log ?? (() => {});
   const heartbeatMs = opts.heartbeatMs ?? 2000;
   const handles: Handle[] = [];
+  /** Everyone who re-checks when notifications may have been lost. */
+  const wakeEveryone = () => {
+    waiters.wakeAll();
+    opts.feed?.wakeAll();
+  };
   /** What /readyz reports: false once a heartbeat went unheard, until one is heard again. */
   let connected = false;
   /** Notifications may have been lost and LISTEN is not yet proven back: poll and re-check. */
@@ -95,19 +104,24 @@ export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: Li
     unsure = false;
     if (wasDegraded && ready) {
       log({ level: "info", msg: "listener confirmed" });
-      waiters.wakeAll();
+      wakeEveryone();
     }
   });
   const onListen = safely(() => {
     // Every re-listen after the first: whatever was raised while it was down is lost.
-    if (ready) waiters.wakeAll();
+    if (ready) wakeEveryone();
   });
 
   for (const ch of INBOX_CHANNELS) handles.push(await sql.listen(ch, onNotification(ch), onListen));
+  if (opts.feed) {
+    const feed = opts.feed;
+    handles.push(await sql.listen(FEED_CHANNEL, safely((addr: string) => feed.wake([addr])), onListen));
+  }
   handles.push(await sql.listen(HEARTBEAT_CHANNEL, onHeartbeat));
   ready = true;
   connected = true;
   waiters.onCheckFailed(() => becomeUnsure("inbox check failed"));
+  opts.feed?.onCheckFailed(() => becomeUnsure("event feed check failed"));
 
   /**
    * One heartbeat. postgres.js re-listens every channel by itself once it reconnects; this never
@@ -123,7 +137,7 @@ export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: Li
       return;
     }
     // The database answered: mail whose NOTIFY was lost is visible now, so look for it now.
-    if (unsure) waiters.wakeAll();
+    if (unsure) wakeEveryone();
   };
   let beating = false;
   let lastBeat = 0;

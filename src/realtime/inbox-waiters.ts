@@ -39,6 +39,11 @@ export class InboxWaiters {
     private readonly log: (line: Record<string, unknown>) => void = () => {},
   ) {}
 
+  /** True once closeAll() ran (shutdown): streams that wait in a loop end. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Number of open waits (exposed for tests and /metrics). */
   get size(): number {
     let n = 0;

@@ -72,6 +72,10 @@ async function violation(checker: Checker, method: string, url: URL, res: Respon
   const route = checker.routes.find((r) => r.pattern.test(url.pathname));
   const op = route?.operations[method === "head" ? "get" : method];
   const isJson = /^application\/json/i.test(res.headers.get("content-type") ?? "");
+  // An event stream never ends by itself: its status and type are checked, its events by the tests.
+  if (/^text\/event-stream/i.test(res.headers.get("content-type") ?? "") && op) {
+    return op.responses?.[String(res.status)]?.content?.["text/event-stream"] ? null : `undocumented event stream answered ${res.status}`;
+  }
   const body = method === "head" ? "" : await res.clone().text();
   if (!route || !op) {
     // No documented route: the answer must be the API's generic refusal.

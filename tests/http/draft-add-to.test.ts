@@ -60,8 +60,8 @@ describe("reserved words under /fmsg are never read as ids", () => {
     cases.push(["GET", `/fmsg/${word}`], ["PUT", `/fmsg/${word}`], ["DELETE", `/fmsg/${word}`], ["GET", `/fmsg/${word}/data`]);
   }
   cases.push(["POST", "/fmsg/sent/send"], ["DELETE", "/fmsg/sent"], ["GET", "/fmsg/wait/data"], ["POST", "/fmsg/sent/add-to"]);
-  // GET /fmsg/ws is served (the WebSocket, tests/realtime/ws.test.ts); its other methods and paths are not.
-  const served = new Set(["GET /fmsg/ws"]);
+  // GET /fmsg/ws and GET /fmsg/events are served (tests/realtime/ws.test.ts, events.test.ts); their other methods and paths are not.
+  const served = new Set(["GET /fmsg/ws", "GET /fmsg/events"]);
 
   test.each(cases.filter(([method, path]) => !served.has(`${method} ${path}`)))("%s %s → 404 not found", async (method, path) => {
     const res = await s.request(method, path, method === "PUT" || path.endsWith("add-to") ? { json: { add_to: [BOB] } } : {});

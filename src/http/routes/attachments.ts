@@ -1,16 +1,18 @@
 // Routes of /fmsg/{id}/attach: streamed upload, download and delete of a draft's attachments.
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { AttachmentParams, IdParams } from "../../contract/requests.ts";
+import { AttachmentParams, IdempotencyHeaders, IdParams } from "../../contract/requests.ts";
 import { AttachmentSaved } from "../../contract/responses.ts";
 import { findAttachment } from "../../db/attachments.ts";
 import { checkUploadAllowed, invalidFilename, removeAttachment, uploadAttachment } from "../../messages/attachments.ts";
 import type { MessageDeps } from "../../messages/context.ts";
+import { earlierAnswer, replayOrRefuse, type Once } from "../../messages/idempotency.ts";
 import { visibleMessage } from "../../messages/read-messages.ts";
 import type { AppEnv } from "../app-env.ts";
 import { DOWNLOAD_ANSWERS, serveDownload } from "../download.ts";
 import { ApiError } from "../errors.ts";
 import { withFilePart } from "../multipart-upload.ts";
-import { answers, BEARER, json, STORAGE_ERRORS } from "../openapi.ts";
+import { answerOnce, fingerprintOf, StreamDigest } from "../idempotency.ts";
+import { answers, BEARER, json, REPLAY_HEADERS, STORAGE_ERRORS, withKeyErrors } from "../openapi.ts";
 import { refuseInvalid } from "../validation.ts";
 
 const security = [{ [BEARER]: [] }];
@@ -27,6 +29,7 @@ const upload = createRoute({
   summary: "Upload an attachment to a draft (same name, case-insensitively, replaces it)",
   request: {
     params: IdParams,
+    headers: IdempotencyHeaders,
     // Documented here, read by our streaming parser: a zod schema would make the router buffer the form.
     body: {
       required: true,
@@ -48,15 +51,15 @@ const upload = createRoute({
     },
   },
   responses: answers(
-    { 201: json(AttachmentSaved, "Stored.") },
-    {
+    { 201: { ...json(AttachmentSaved, "Stored."), headers: REPLAY_HEADERS } },
+    withKeyErrors({
       400: "Invalid id, missing part (`file field required`), bad name (`invalid filename`), a malformed or interrupted body, or 255 attachments already.",
       403: "Not the owner (`only the owner may upload attachments`) or already sent (`attachments cannot be added to a sent message`).",
       404: NO_MESSAGE,
       413: "Over the attachment limit (`attachment exceeds maximum size`) or the message limit (`total message size exceeds limit`).",
       415: "The body is not `multipart/form-data` (`content type must be multipart/form-data`).",
       ...STORAGE_ERRORS,
-    },
+    }),
   ),
 });
 
@@ -94,13 +97,35 @@ const remove = createRoute({
   ),
 });
 
+type Saved = { filename: string; size: number };
+
 export function attachmentRoutes(deps: MessageDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
     .openapi(upload, async (c) => {
       const { id } = c.req.valid("param");
-      const dir = await checkUploadAllowed(deps, c.var.identity, id);
-      const saved = await withFilePart(c.req.raw, (part) => uploadAttachment(deps, c.var.identity, id, dir, part));
-      return c.json(saved, 201);
+      const identity = c.var.identity;
+      const key = c.req.valid("header")["idempotency-key"];
+      // The fingerprint holds the part's name and a hash of its bytes, known once the part is read.
+      const digest = new StreamDigest();
+      let filename = "";
+      const fingerprint = () => fingerprintOf("POST", "/fmsg/{id}/attach", { id }, `${filename}\n${digest.digest()}`);
+      const store = async (once?: Once<Saved>): Promise<Saved> => {
+        const prior = key === undefined ? null : await earlierAnswer(deps.sql, identity, key);
+        if (prior !== null) {
+          // A retry of a finished upload (the draft may be sent by now): hash the bytes, store nothing.
+          await withFilePart(c.req.raw, async (part) => {
+            filename = part.filename;
+            for await (const _chunk of digest.pass(part.stream));
+          });
+          replayOrRefuse(prior, fingerprint());
+        }
+        const dir = await checkUploadAllowed(deps, identity, id);
+        return withFilePart(c.req.raw, (part) => {
+          filename = part.filename;
+          return uploadAttachment(deps, identity, id, dir, key === undefined ? part : { ...part, stream: digest.pass(part.stream) }, once);
+        });
+      };
+      return answerOnce(c, deps.sql, { key, fingerprint }, (saved: Saved) => ({ status: 201, body: saved }), store, { early: false });
     })
     .openapi(download, async (c) => {
       const { id, filename } = c.req.valid("param");

@@ -1,12 +1,13 @@
 // Routes of /fmsg: inbox, drafts (create, read, replace, delete), send, add-to and the body download.
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { AddToBody, IdParams, InboxQuery, MessageBody } from "../../contract/requests.ts";
+import { AddToBody, IdempotencyHeaders, IdParams, InboxQuery, MessageBody } from "../../contract/requests.ts";
 import { AddToResult, Created, Message, MessageList, SendResult, type MessageJson } from "../../contract/responses.ts";
 import { inProfile } from "../../domain/profile.ts";
 import { bodyExtension } from "../../domain/media-type.ts";
 import { addRecipients } from "../../messages/add-recipients.ts";
 import { createDraft, replaceDraft } from "../../messages/compose-draft.ts";
 import type { MessageDeps } from "../../messages/context.ts";
+import type { Once } from "../../messages/idempotency.ts";
 import { deleteDraft } from "../../messages/delete-draft.ts";
 import { inbox, sentFolder, shapeMessage, visibleMessage } from "../../messages/read-messages.ts";
 import { sendDraft } from "../../messages/send-draft.ts";
@@ -14,7 +15,9 @@ import type { Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
 import { DOWNLOAD_ANSWERS, serveDownload } from "../download.ts";
 import { boundedJsonBody } from "../json-body.ts";
-import { answers, BEARER, json, STORAGE_ERRORS } from "../openapi.ts";
+import { nextLink, NEXT_LINK_HEADERS } from "../next-link.ts";
+import { answerOnce, fingerprintOf, jsonDigest } from "../idempotency.ts";
+import { answers, BEARER, json, REPLAY_HEADERS, STORAGE_ERRORS, withKeyErrors } from "../openapi.ts";
 import { refuseInvalid } from "../validation.ts";
 
 /** Small JSON bodies (add-to lists): 255 addresses of 255 bytes fit easily. */
@@ -49,7 +52,7 @@ const listInbox = createRoute({
   summary: "The inbox: sent messages the identity received, newest first",
   request: { query: InboxQuery },
   responses: answers(
-    { 200: json(MessageList, "A page of the inbox.") },
+    { 200: { ...json(MessageList, "A page of the inbox."), headers: NEXT_LINK_HEADERS } },
     { 400: "Invalid paging (`invalid limit`, `invalid offset`, `invalid before_id`)." },
   ),
 });
@@ -63,7 +66,7 @@ const listSentFolder = createRoute({
   summary: "The sent folder: messages the identity wrote, drafts included, newest first",
   request: { query: InboxQuery },
   responses: answers(
-    { 200: json(MessageList, "A page of the sent folder.") },
+    { 200: { ...json(MessageList, "A page of the sent folder."), headers: NEXT_LINK_HEADERS } },
     { 400: "Invalid paging (`invalid limit`, `invalid offset`, `invalid before_id`)." },
   ),
 });
@@ -77,16 +80,16 @@ const createMessage = (limit: number) =>
     security,
     summary: "Create a draft",
     middleware: [boundedJsonBody({ maxBytes: limit, tooLarge: "message data exceeds maximum size" })],
-    request: { body: jsonBody(MessageBody, "The draft.") },
+    request: { headers: IdempotencyHeaders, body: jsonBody(MessageBody, "The draft.") },
     responses: answers(
-      { 201: json(Created, "The draft was stored with its recipients and body.") },
-      {
+      { 201: { ...json(Created, "The draft was stored with its recipients and body."), headers: REPLAY_HEADERS } },
+      withKeyErrors({
         400: BAD_BODY,
         403: "`from` is not the identity (`from address must match authenticated user`) or not on this host's domain.",
         413: "The body is over the data limit (`message data exceeds maximum size`).",
         415: NOT_JSON,
         ...STORAGE_ERRORS,
-      },
+      }),
     ),
   });
 
@@ -149,15 +152,15 @@ const sendMessage = createRoute({
   tags,
   security,
   summary: "Send a draft",
-  request: { params: IdParams },
+  request: { params: IdParams, headers: IdempotencyHeaders },
   responses: answers(
-    { 200: json(SendResult, "Sent; `time` is the send time.") },
-    {
+    { 200: { ...json(SendResult, "Sent; `time` is the send time."), headers: REPLAY_HEADERS } },
+    withKeyErrors({
       400: BAD_ID,
       403: "Not the owner (`only the owner may send a message`).",
       404: NO_MESSAGE,
       409: "Already sent (`message already sent`); of concurrent sends exactly one wins.",
-    },
+    }),
   ),
 });
 
@@ -169,16 +172,16 @@ const addTo = createRoute({
   security,
   summary: "Add recipients (a new batch on a sent message; the pending batch of a draft)",
   middleware: [boundedJsonBody({ maxBytes: SMALL_JSON_LIMIT, tooLarge: "request body too large", params: IdParams })],
-  request: { params: IdParams, body: jsonBody(AddToBody, "The addresses to add.") },
+  request: { params: IdParams, headers: IdempotencyHeaders, body: jsonBody(AddToBody, "The addresses to add.") },
   responses: answers(
-    { 200: json(AddToResult, "Added.") },
-    {
+    { 200: { ...json(AddToResult, "Added."), headers: REPLAY_HEADERS } },
+    withKeyErrors({
       400: `${BAD_ID} Or: an invalid, duplicate or already-present address, or a list over its limits.`,
       403: "Neither the owner nor a `to` recipient (`only existing participants may add recipients`).",
       404: NO_MESSAGE,
       413: "The body is over 256 KiB (`request body too large`).",
       415: NOT_JSON,
-    },
+    }),
   ),
 });
 
@@ -203,16 +206,19 @@ export function messageRoutes(deps: MessageDeps) {
   return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
     .openapi(listInbox, async (c) => {
       const page = await inbox(deps, c.var.identity, toPage(c.req.valid("query")));
-      return c.json(page.map((m) => shown(c, m)), 200);
+      if (page.nextBeforeId !== null) c.header("Link", nextLink(c.req.url, page.nextBeforeId));
+      return c.json(page.messages.map((m) => shown(c, m)), 200);
     })
     // Before /{id}: "sent" is a route, never an id.
     .openapi(listSentFolder, async (c) => {
       const page = await sentFolder(deps, c.var.identity, toPage(c.req.valid("query")));
-      return c.json(page.map((m) => shown(c, m)), 200);
+      if (page.nextBeforeId !== null) c.header("Link", nextLink(c.req.url, page.nextBeforeId));
+      return c.json(page.messages.map((m) => shown(c, m)), 200);
     })
     .openapi(createMessage(dataLimit), async (c) => {
-      const id = await createDraft(deps, c.var.identity, c.req.valid("json"));
-      return c.json({ id }, 201);
+      const input = c.req.valid("json");
+      const keyed = { key: c.req.valid("header")["idempotency-key"], fingerprint: () => fingerprintOf("POST", "/fmsg", {}, jsonDigest(input)) };
+      return answerOnce(c, deps.sql, keyed, (id: number) => ({ status: 201, body: { id } }), (once) => createDraft(deps, c.var.identity, input, once));
     })
     .openapi(readMessage, async (c) => {
       const m = await visibleMessage(deps, c.var.identity, c.req.valid("param").id);
@@ -229,13 +235,15 @@ export function messageRoutes(deps: MessageDeps) {
     })
     .openapi(sendMessage, async (c) => {
       const { id } = c.req.valid("param");
-      const time = await sendDraft(deps, c.var.identity, id);
-      return c.json({ id, time }, 200);
+      const keyed = { key: c.req.valid("header")["idempotency-key"], fingerprint: () => fingerprintOf("POST", "/fmsg/{id}/send", { id }, "") };
+      return answerOnce(c, deps.sql, keyed, (time: number) => ({ status: 200, body: { id, time } }), (once) => sendDraft(deps, c.var.identity, id, once));
     })
     .openapi(addTo, async (c) => {
       const { id } = c.req.valid("param");
-      const added = await addRecipients(deps, c.var.identity, id, c.req.valid("json").add_to);
-      return c.json({ id, added }, 200);
+      const input = c.req.valid("json");
+      const keyed = { key: c.req.valid("header")["idempotency-key"], fingerprint: () => fingerprintOf("POST", "/fmsg/{id}/add-to", { id }, jsonDigest(input)) };
+      const write = (once?: Once<number>) => addRecipients(deps, c.var.identity, id, input.add_to, once);
+      return answerOnce(c, deps.sql, keyed, (added: number) => ({ status: 200, body: { id, added } }), write);
     })
     .openapi(downloadBody, async (c) => {
       const m = await visibleMessage(deps, c.var.identity, c.req.valid("param").id);
