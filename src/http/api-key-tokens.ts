@@ -2,6 +2,7 @@
 import type { ApiKeyState } from "../db/api-keys.ts";
 import { keyGeneration } from "../lib/api-key.ts";
 import { BoundedMap } from "../lib/bounded-map.ts";
+import { bearerValue } from "./auth.ts";
 import { unauthorized } from "./errors.ts";
 
 /** The contract's bound: a token stops working within 5 s of its key being rotated or revoked. */
@@ -52,8 +53,8 @@ export class MintedTokenCheck {
    * tokens pass. `header` is an Authorization header whose bearer token was already verified.
    */
   async refuseStale(header: string | undefined): Promise<void> {
-    const token = /^Bearer +([^\s]+)\s*$/i.exec(header ?? "")?.[1];
-    if (token === undefined) return;
+    const token = bearerValue(header);
+    if (token === null) return;
     let minted = this.claims.get(token);
     if (minted === undefined) {
       minted = mintedClaims(token);

@@ -48,6 +48,27 @@ export class VerifiedTokens {
   }
 }
 
+/** The token of an `Authorization: Bearer <token>` header, or null when the header is not that shape. */
+export function bearerValue(header: string | undefined): string | null {
+  return /^Bearer +([^\s]+)\s*$/i.exec(header ?? "")?.[1] ?? null;
+}
+
+/** The bearer token of a header that must carry one (401 with the reason when it does not). */
+function requireBearer(header: string | undefined): string {
+  if (header === undefined || header.trim() === "") throw unauthorized("auth header is empty");
+  const token = bearerValue(header);
+  if (token === null) throw unauthorized("auth header is invalid");
+  return token;
+}
+
+/** A verified token's `sub`, which must be an address; remembered for the token's lifetime. */
+function acceptVerified(token: string, claims: Record<string, unknown>, verified: VerifiedTokens | null): string {
+  const sub = claims.sub;
+  if (!isValidAddress(sub)) throw unauthorized("token subject is not a valid address");
+  verified?.add(token, sub, claims.exp as number);
+  return sub;
+}
+
 /** Parses the Authorization header and verifies the token; returns the `sub` address. */
 export function authenticateToken(
   header: string | undefined,
@@ -57,10 +78,7 @@ export function authenticateToken(
   maxTtlSeconds = Number.POSITIVE_INFINITY,
   previousKey: Uint8Array | null = null,
 ): string {
-  if (header === undefined || header.trim() === "") throw unauthorized("auth header is empty");
-  const m = /^Bearer +([^\s]+)\s*$/i.exec(header);
-  if (!m) throw unauthorized("auth header is invalid");
-  const token = m[1]!;
+  const token = requireBearer(header);
   const known = verified?.get(token, nowSeconds);
   if (known) return known;
   let result = verifyJwt(token, key, nowSeconds, maxTtlSeconds);
@@ -68,10 +86,7 @@ export function authenticateToken(
     result = verifyJwt(token, previousKey, nowSeconds, maxTtlSeconds);
   }
   if (!result.ok) throw unauthorized(result.reason);
-  const sub = result.claims.sub;
-  if (!isValidAddress(sub)) throw unauthorized("token subject is not a valid address");
-  verified?.add(token, sub, result.claims.exp as number);
-  return sub;
+  return acceptVerified(token, result.claims, verified);
 }
 
 /** The `alg` a bearer token's header names, or null when there is none to read (the HS256 path then says why). */
@@ -95,16 +110,12 @@ export async function authenticateBearer(header: string | undefined, opts: AuthO
   if (!opts.jwks || tokenAlgorithm(header) !== "EdDSA") {
     return authenticateToken(header, opts.jwtKey, nowSeconds, verified, opts.maxTokenTtl, opts.jwtPreviousKey ?? null);
   }
-  const token = /^Bearer +([^\s]+)\s*$/i.exec(header ?? "")?.[1];
-  if (!token) throw unauthorized("auth header is invalid");
+  const token = requireBearer(header);
   const known = verified?.get(token, nowSeconds);
   if (known) return known;
   const result = await opts.jwks.verify(token, nowSeconds);
   if (!result.ok) throw unauthorized(result.reason);
-  const sub = result.claims.sub;
-  if (!isValidAddress(sub)) throw unauthorized("token subject is not a valid address");
-  verified?.add(token, sub, result.claims.exp as number);
-  return sub;
+  return acceptVerified(token, result.claims, verified);
 }
 
 /** Maps the identity service's answer for the caller to 400, 403 or 503 (docs/API.md "Errors"). */

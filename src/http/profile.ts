@@ -1,6 +1,7 @@
 // The Fmsg-Profile header: which message shape a request under /fmsg is answered in.
-import type { MiddlewareHandler } from "hono";
-import { parseProfile, type Profile } from "../domain/profile.ts";
+import type { Context, MiddlewareHandler } from "hono";
+import type { MessageJson } from "../contract/responses.ts";
+import { inProfile, parseProfile, type Profile } from "../domain/profile.ts";
 import type { AppEnv } from "./app-env.ts";
 import { ApiError } from "./errors.ts";
 
@@ -34,3 +35,11 @@ export const chooseProfile: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   await next();
 };
+
+/**
+ * A message object in the request's profile. Routes declare the seed object; the document served
+ * for fmsg-003 names that profile's object in its place (openapi.ts), which is what this returns.
+ */
+export function inRequestProfile(c: Context<AppEnv>, m: MessageJson): MessageJson {
+  return inProfile(m, c.var.profile) as MessageJson;
+}

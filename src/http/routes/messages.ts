@@ -1,8 +1,7 @@
 // Routes of /fmsg: inbox, drafts (create, read, replace, delete), send, add-to and the body download.
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { AddToBody, IdempotencyHeaders, IdParams, InboxQuery, MessageBody } from "../../contract/requests.ts";
-import { AddToResult, Created, Message, MessageList, SendResult, type MessageJson } from "../../contract/responses.ts";
-import { inProfile } from "../../domain/profile.ts";
+import { AddToResult, Created, Message, MessageList, SendResult } from "../../contract/responses.ts";
 import { bodyExtension } from "../../domain/media-type.ts";
 import { addRecipients } from "../../messages/add-recipients.ts";
 import { createDraft, replaceDraft } from "../../messages/compose-draft.ts";
@@ -11,13 +10,13 @@ import type { Once } from "../../messages/idempotency.ts";
 import { deleteDraft } from "../../messages/delete-draft.ts";
 import { inbox, sentFolder, shapeMessage, visibleMessage } from "../../messages/read-messages.ts";
 import { sendDraft } from "../../messages/send-draft.ts";
-import type { Context } from "hono";
 import type { AppEnv } from "../app-env.ts";
 import { DOWNLOAD_ANSWERS, serveDownload } from "../download.ts";
 import { boundedJsonBody } from "../json-body.ts";
 import { nextLink, NEXT_LINK_HEADERS } from "../next-link.ts";
 import { answerOnce, fingerprintOf, jsonDigest } from "../idempotency.ts";
 import { answers, BEARER, json, REPLAY_HEADERS, STORAGE_ERRORS, withKeyErrors } from "../openapi.ts";
+import { inRequestProfile } from "../profile.ts";
 import { refuseInvalid } from "../validation.ts";
 
 /** Small JSON bodies (add-to lists): 255 addresses of 255 bytes fit easily. */
@@ -207,13 +206,13 @@ export function messageRoutes(deps: MessageDeps) {
     .openapi(listInbox, async (c) => {
       const page = await inbox(deps, c.var.identity, toPage(c.req.valid("query")));
       if (page.nextBeforeId !== null) c.header("Link", nextLink(c.req.url, page.nextBeforeId));
-      return c.json(page.messages.map((m) => shown(c, m)), 200);
+      return c.json(page.messages.map((m) => inRequestProfile(c, m)), 200);
     })
     // Before /{id}: "sent" is a route, never an id.
     .openapi(listSentFolder, async (c) => {
       const page = await sentFolder(deps, c.var.identity, toPage(c.req.valid("query")));
       if (page.nextBeforeId !== null) c.header("Link", nextLink(c.req.url, page.nextBeforeId));
-      return c.json(page.messages.map((m) => shown(c, m)), 200);
+      return c.json(page.messages.map((m) => inRequestProfile(c, m)), 200);
     })
     .openapi(createMessage(dataLimit), async (c) => {
       const input = c.req.valid("json");
@@ -222,7 +221,7 @@ export function messageRoutes(deps: MessageDeps) {
     })
     .openapi(readMessage, async (c) => {
       const m = await visibleMessage(deps, c.var.identity, c.req.valid("param").id);
-      return c.json(shown(c, await shapeMessage(deps, m)), 200);
+      return c.json(inRequestProfile(c, await shapeMessage(deps, m)), 200);
     })
     .openapi(replaceMessage(dataLimit), async (c) => {
       const { id } = c.req.valid("param");
@@ -257,13 +256,6 @@ export function messageRoutes(deps: MessageDeps) {
     });
 }
 
-/**
- * A message object in the request's profile. Routes declare the seed object; the document served
- * for fmsg-003 names that profile's object in its place (openapi.ts), which is what this returns.
- */
-function shown(c: Context<AppEnv>, m: MessageJson): MessageJson {
-  return inProfile(m, c.var.profile) as MessageJson;
-}
 
 function toPage(q: { limit: number; offset: number; before_id: number | null }) {
   return { limit: q.limit, offset: q.offset, beforeId: q.before_id };

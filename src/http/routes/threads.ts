@@ -1,15 +1,14 @@
 // Routes of /fmsg/{id}/read and /fmsg/{id}/thread: a recipient's read mark, and the reply chain as text or JSON.
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import type { Context } from "hono";
 import { z } from "zod";
 import { IdParams } from "../../contract/requests.ts";
-import { Message, ReadResult, type MessageJson } from "../../contract/responses.ts";
-import { inProfile } from "../../domain/profile.ts";
+import { Message, ReadResult } from "../../contract/responses.ts";
 import type { MessageDeps } from "../../messages/context.ts";
 import { markRead } from "../../messages/mark-read.ts";
 import { threadMessages, threadText } from "../../messages/threads.ts";
 import type { AppEnv } from "../app-env.ts";
 import { answers, BEARER, json } from "../openapi.ts";
+import { inRequestProfile } from "../profile.ts";
 import { refuseInvalid } from "../validation.ts";
 
 const security = [{ [BEARER]: [] }];
@@ -85,14 +84,10 @@ export function threadRoutes(deps: MessageDeps) {
     })
     .openapi(threadAsMessages, async (c) => {
       const chain = await threadMessages(deps, c.var.identity, c.req.valid("param").id);
-      return c.json(chain.map((m) => shown(c, m)), 200);
+      return c.json(chain.map((m) => inRequestProfile(c, m)), 200);
     });
 }
 
-/** A message object in the request's profile (as in routes/messages.ts: openapi.ts documents both shapes). */
-function shown(c: Context<AppEnv>, m: MessageJson): MessageJson {
-  return inProfile(m, c.var.profile) as MessageJson;
-}
 
 /** Pulls one piece at a time, so only the entry being sent is in memory; a client that leaves stops the reads. */
 function textStream(pieces: AsyncGenerator<string>): ReadableStream<Uint8Array> {

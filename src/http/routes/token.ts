@@ -9,7 +9,7 @@ import { keyGeneration, parseApiKey, secretMatches, type SecretHash } from "../.
 import { isTrusted, parseCidr, trustedProxyList, type CidrRange, type ParsedIp } from "../../lib/ip.ts";
 import { signJwt } from "../../lib/jwt.ts";
 import type { AppEnv } from "../app-env.ts";
-import { checkIdentity } from "../auth.ts";
+import { bearerValue, checkIdentity } from "../auth.ts";
 import { clientIp } from "../client-ip.ts";
 import { ApiError, unauthorized } from "../errors.ts";
 import type { Logger } from "../request-log.ts";
@@ -81,7 +81,7 @@ export function tokenRoutes(deps: TokenDeps) {
     if (header === undefined || header.trim() === "") throw unauthorized("auth header is empty");
     // One answer for everything that is not a usable key: no oracle for ids, secrets or key states.
     const invalid = () => unauthorized("invalid api key");
-    const presented = parseApiKey(/^Bearer +([^\s]+)\s*$/i.exec(header)?.[1] ?? "");
+    const presented = parseApiKey(bearerValue(header) ?? "");
     if (!presented) throw invalid();
     const key = await findApiKey(deps.sql, presented.keyId);
     const matches = secretMatches(presented.secret, key ?? NO_SUCH_KEY);

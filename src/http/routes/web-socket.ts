@@ -5,7 +5,7 @@ import { upgradeToWebSocket } from "../../lib/bun.ts";
 import { verifiedTokenExpiry } from "../../lib/jwt.ts";
 import type { InboxSockets } from "../../realtime/inbox-sockets.ts";
 import type { AppEnv } from "../app-env.ts";
-import { bearerCredentials } from "../auth.ts";
+import { bearerCredentials, bearerValue } from "../auth.ts";
 import { ApiError } from "../errors.ts";
 import { answers, BEARER } from "../openapi.ts";
 import { refuseInvalid } from "../validation.ts";
@@ -33,7 +33,7 @@ export function webSocketRoutes(sockets: InboxSockets) {
   return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid }).openapi(openWebSocket, async (c) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw notAHandshake();
     // The token passed the auth middleware; its exp bounds the socket's life (none: close at once).
-    const token = /^Bearer +([^\s]+)/i.exec(bearerCredentials(c) ?? "")?.[1] ?? "";
+    const token = bearerValue(bearerCredentials(c)) ?? "";
     const expiresAt = (verifiedTokenExpiry(token) ?? 0) * 1000;
     const { identity: address, profile } = c.var;
     const upgraded = await upgradeToWebSocket(c, (peer) => sockets.add({ address, profile, expiresAt, peer }));
