@@ -8,6 +8,19 @@ const UTF8_CHARSETS = new Set(["utf-8", "utf8", "us-ascii"]);
  * Another charset is left out rather than guessed at: cutting it back needs its own rules.
  */
 export function hasShortText(type: string): boolean {
+  const known = decided.get(type);
+  if (known !== undefined) return known;
+  const answer = decide(type);
+  if (decided.size >= DECIDED_TYPES) decided.clear();
+  decided.set(type, answer);
+  return answer;
+}
+
+/** A host sees few distinct media types; every listed message asks about one. */
+const DECIDED_TYPES = 256;
+const decided = new Map<string, boolean>();
+
+function decide(type: string): boolean {
   const parsed = parseMediaType(type);
   if (!parsed?.essence.startsWith("text/")) return false;
   const charset = parsed.params.find(([name]) => name === "charset")?.[1].toLowerCase();

@@ -2,6 +2,7 @@
 import type { Wake } from "../db/open-database.ts";
 import type { Sql } from "../db/pool.ts";
 import type { IdentityService } from "../identity/identity-service.ts";
+import type { ShortTexts } from "./read-messages.ts";
 
 export type MessageDeps = {
   sql: Sql;
@@ -14,6 +15,8 @@ export type MessageDeps = {
   maxMsgBytes: number;
   /** Bytes of a text body shown as short_text (0: none). */
   shortTextSize: number;
+  /** Short texts of sent messages already read (absent: every read opens the body file). */
+  shortTexts?: ShortTexts;
   /** Called after a commit that made messages visible to these addresses (see Wake). */
   wake: Wake;
   log: (line: Record<string, unknown>) => void;

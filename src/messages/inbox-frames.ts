@@ -17,7 +17,7 @@ const MAY_HEAR: Record<FrameKind, (m: AudienceMember) => boolean> = {
 };
 
 /** Two queries per notice whatever the number of sockets; files are read once per distinct time_read. */
-export function inboxFrames(deps: Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize">): FrameSource {
+export function inboxFrames(deps: Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize" | "shortTexts">): FrameSource {
   return async (notice, candidates) => {
     const out = new Map<string, (profile: Profile) => string>();
     const members = (await messageAudience(deps.sql, notice.msgId, candidates, notice.addresses)).filter(MAY_HEAR[notice.kind]);

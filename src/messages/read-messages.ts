@@ -5,6 +5,7 @@ import { findMessage, listInbox, listSent, type InboxPage, type Role, type RowPa
 import { forbidden } from "../domain/errors.ts";
 import { hasShortText, shortText } from "../domain/short-text.ts";
 import { fileSize, readHead } from "../storage/file-info.ts";
+import { BoundedMap } from "../lib/bounded-map.ts";
 import { messageNotFound } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 
@@ -25,7 +26,7 @@ export async function visibleMessage(deps: Pick<MessageDeps, "sql">, identity: s
  * The message object; parts fmsgd stored decompressed report the length of the file actually
  * served, and a text body its opening lines (short_text).
  */
-export async function shapeMessage(deps: Pick<MessageDeps, "dataDir" | "shortTextSize">, m: StoredMessage): Promise<MessageJson> {
+export async function shapeMessage(deps: Pick<MessageDeps, "dataDir" | "shortTextSize" | "shortTexts">, m: StoredMessage): Promise<MessageJson> {
   const { dataDir } = deps;
   const body = m.is_deflate ? ((await fileSize(dataDir, m.filepath)) ?? m.size) : undefined;
   let attachments: Map<string, number> | undefined;
@@ -34,26 +35,46 @@ export async function shapeMessage(deps: Pick<MessageDeps, "dataDir" | "shortTex
     attachments ??= new Map();
     attachments.set(a.filename, (await fileSize(dataDir, a.filepath)) ?? a.size);
   }
-  let text: string | undefined;
-  if (deps.shortTextSize > 0 && hasShortText(m.type) && (body ?? m.size) > 0) {
-    const head = await readHead(dataDir, m.filepath, deps.shortTextSize);
-    if (head) text = shortText(head.bytes, head.truncated);
-  }
+  const text = deps.shortTextSize > 0 && hasShortText(m.type) && (body ?? m.size) > 0 ? await shortTextOf(deps, m) : undefined;
   return messageJson(m, { body, attachments, shortText: text });
+}
+
+/** Short texts of sent messages by id and body path, at most this many (each ≤ FMSG_API_SHORT_TEXT_SIZE bytes). */
+export const SHORT_TEXT_CACHE_ENTRIES = 4096;
+
+/** Remembered short texts; one per app, shared by every route and frame that shapes messages. */
+export type ShortTexts = BoundedMap<string, string>;
+
+export const shortTextCache = (): ShortTexts => new BoundedMap(SHORT_TEXT_CACHE_ENTRIES);
+
+/**
+ * The body's short text, read from its file. A sent message's body never changes (drafts are
+ * replaced, sent mail is not; fmsgd writes the file before the row), so its short text is kept and
+ * an inbox page polled again reads no file. A missing file is not remembered: it may be a moment late.
+ */
+async function shortTextOf(deps: Pick<MessageDeps, "dataDir" | "shortTextSize" | "shortTexts">, m: StoredMessage): Promise<string | undefined> {
+  const key = m.time_sent === null || !deps.shortTexts ? null : `${m.id}\0${m.filepath}`;
+  const known = key === null ? undefined : deps.shortTexts!.get(key);
+  if (known !== undefined) return known;
+  const head = await readHead(deps.dataDir, m.filepath, deps.shortTextSize);
+  if (!head) return undefined;
+  const text = shortText(head.bytes, head.truncated);
+  if (key !== null) deps.shortTexts!.set(key, text);
+  return text;
 }
 
 /** A page of a folder, and the `before_id` that reads the next one (null: this is the last page). */
 export type FolderPage = { messages: MessageJson[]; nextBeforeId: number | null };
 
-async function folderPage(deps: Pick<MessageDeps, "dataDir" | "shortTextSize">, page: RowPage): Promise<FolderPage> {
+async function folderPage(deps: Pick<MessageDeps, "dataDir" | "shortTextSize" | "shortTexts">, page: RowPage): Promise<FolderPage> {
   const messages = await Promise.all(page.rows.map((m) => shapeMessage(deps, m)));
   return { messages, nextBeforeId: page.more ? page.rows.at(-1)!.id : null };
 }
 
-export async function inbox(deps: Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize">, identity: string, page: InboxPage): Promise<FolderPage> {
+export async function inbox(deps: Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize" | "shortTexts">, identity: string, page: InboxPage): Promise<FolderPage> {
   return folderPage(deps, await listInbox(deps.sql, identity, page));
 }
 
-export async function sentFolder(deps: Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize">, identity: string, page: InboxPage): Promise<FolderPage> {
+export async function sentFolder(deps: Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize" | "shortTexts">, identity: string, page: InboxPage): Promise<FolderPage> {
   return folderPage(deps, await listSent(deps.sql, identity, page));
 }

@@ -17,7 +17,7 @@ import { messageNotFound } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 import { shapeMessage } from "./read-messages.ts";
 
-type ThreadDeps = Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize" | "maxDataBytes">;
+type ThreadDeps = Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize" | "shortTexts" | "maxDataBytes">;
 
 /** The chain, once the message itself is known to be visible to the identity (else 404 / 403 as for GET). */
 async function chainOf(deps: ThreadDeps, identity: string, id: number): Promise<ThreadEntry[]> {

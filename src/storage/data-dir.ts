@@ -58,13 +58,30 @@ export function inside(dataDir: string, path: string): string {
   return full;
 }
 
+/** The data directory's own real path, per configured spelling; only a successful answer is kept. */
+const realRoots = new Map<string, string>();
+
+/**
+ * The root is resolved once (it is a mount point or a folder the operator set up, not something
+ * that moves under a running server); every read used to pay a realpath() for it.
+ */
+async function realRoot(dataDir: string): Promise<string> {
+  const known = realRoots.get(dataDir);
+  if (known !== undefined) return known;
+  const root = await realpath(resolve(dataDir)).catch(() => null);
+  if (root === null) return resolve(dataDir);
+  if (realRoots.size >= 64) realRoots.clear(); // only tests open many data directories in one process
+  realRoots.set(dataDir, root);
+  return root;
+}
+
 /**
  * Like `inside`, and also follows symlinks of the deepest existing ancestor, so a link planted in
  * the tree cannot lead a read or write outside FMSG_DATA_DIR.
  */
 export async function insideReal(dataDir: string, path: string): Promise<string> {
   const full = inside(dataDir, path);
-  const root = await realpath(resolve(dataDir)).catch(() => resolve(dataDir));
+  const root = await realRoot(dataDir);
   let probe = full;
   for (;;) {
     try {

@@ -255,6 +255,39 @@ describe("short_text", () => {
     expect(Object.keys(inbox[0]!)).not.toContain("short_text");
   });
 
+  test("a draft's short_text follows every replacement of its body", async () => {
+    const id = await createDraft(s, ALICE, [BOB], { data: "first words" });
+    expect((await getMessage(s, id, ALICE)).short_text).toBe("first words");
+    for (const data of ["second words", "third"]) {
+      const res = await s.request("PUT", `/fmsg/${id}`, { as: ALICE, json: { version: 1, from: ALICE, to: [BOB], type: "text/plain", topic: "Hello", data } });
+      expect(res.status).toBe(200);
+      expect((await getMessage(s, id, ALICE)).short_text).toBe(data);
+    }
+    await sendDraft(s, ALICE, id);
+    expect((await getMessage(s, id, BOB)).short_text).toBe("third");
+  });
+
+  test("a sent body missing at one read and back at the next: the next read shows its short_text", async () => {
+    const id = await sentMessage(s, ALICE, ["@late@example.com"], { data: "here now" });
+    const [row] = await s.db.sql`select filepath from msg where id = ${id}`;
+    const kept = await Bun.file(row!.filepath).bytes();
+    await unlink(row!.filepath);
+    expect(Object.keys(await getMessage(s, id, "@late@example.com"))).not.toContain("short_text");
+    await writeFile(row!.filepath, kept);
+    expect((await getMessage(s, id, "@late@example.com")).short_text).toBe("here now");
+    expect((await list(s, "/fmsg", "@late@example.com"))[0]!.short_text).toBe("here now");
+  });
+
+  test("sent messages read again and again, alone and in pages, keep each their own short_text", async () => {
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await sentMessage(s, ALICE, ["@many@example.com"], { data: `message number ${i}` }));
+    for (let round = 0; round < 3; round++) {
+      for (const [i, id] of ids.entries()) expect((await getMessage(s, id, "@many@example.com")).short_text).toBe(`message number ${i}`);
+      const page = await list(s, "/fmsg?limit=5", "@many@example.com");
+      expect(page.map((m) => m.short_text)).toEqual([4, 3, 2, 1, 0].map((i) => `message number ${i}`));
+    }
+  });
+
   test("FMSG_API_SHORT_TEXT_SIZE sets the length (0: never)", async () => {
     const [off, four] = await Promise.all([
       startTestServer({ env: { FMSG_API_SHORT_TEXT_SIZE: "0" } }),
