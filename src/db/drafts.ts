@@ -14,18 +14,20 @@ export type DraftFields = {
   filepath: string;
 };
 
-export async function nextMessageId(sql: Sql): Promise<number> {
-  const [row] = await sql<{ id: number }[]>`select nextval(pg_get_serial_sequence('msg', 'id')) as id`;
-  return row!.id;
-}
-
-/** psha256 is written as NULL with every pid so fmsgd's trigger (sql/001_fmsgd.sql) recomputes it. */
-export async function insertDraft(tx: Tx, id: number, f: DraftFields): Promise<void> {
+/**
+ * The draft row and its `to` rows (in list order) in one statement. psha256 is written as NULL with
+ * every pid so fmsgd's trigger (sql/001_fmsgd.sql) recomputes it.
+ */
+export async function insertDraft(tx: Tx, id: number, f: DraftFields, to: string[]): Promise<void> {
   await tx`
-    insert into msg (id, version, pid, no_reply, is_important, is_deflate, time_sent, from_addr,
-                     topic, type, size, filepath, sha256, psha256)
-    values (${id}, ${f.version}, ${f.pid}, ${f.noReply}, ${f.important}, false, null, ${f.from},
-            ${f.topic}, ${f.type}, ${f.size}, ${f.filepath}, null, null)`;
+    with draft as (
+      insert into msg (id, version, pid, no_reply, is_important, is_deflate, time_sent, from_addr,
+                       topic, type, size, filepath, sha256, psha256)
+      values (${id}, ${f.version}, ${f.pid}, ${f.noReply}, ${f.important}, false, null, ${f.from},
+              ${f.topic}, ${f.type}, ${f.size}, ${f.filepath}, null, null)
+      returning id)
+    insert into msg_to (msg_id, addr)
+    select draft.id, x.addr from draft, unnest(${arrayLiteral(to)}::varchar[]) with ordinality as x(addr, n) order by x.n`;
 }
 
 export async function updateDraft(tx: Tx, id: number, f: DraftFields): Promise<void> {
@@ -93,14 +95,31 @@ export async function compareAddresses(
   identity: string,
   lists: string[],
 ): Promise<{ fromIsIdentity: boolean; duplicate: string | null }> {
-  const [row] = await sql<{ same: boolean; duplicate: string | null }[]>`
-    select lower(${from}::text) = lower(${identity}::text) as same,
+  const [row] = await sql<{ same: boolean; duplicate: string | null }[]>`select ${comparison(sql, from, identity, lists)}`;
+  return { fromIsIdentity: row?.same ?? false, duplicate: row?.duplicate ?? null };
+}
+
+/**
+ * compareAddresses for a new message, which also takes the message's id from msg's sequence in the
+ * same round trip (a refused request leaves a gap in the ids, as a rolled-back insert would).
+ */
+export async function compareAddressesForNewMessage(
+  sql: Sql,
+  from: string,
+  identity: string,
+  lists: string[],
+): Promise<{ fromIsIdentity: boolean; duplicate: string | null; id: number }> {
+  const [row] = await sql<{ same: boolean; duplicate: string | null; id: number }[]>`
+    select ${comparison(sql, from, identity, lists)}, nextval(pg_get_serial_sequence('msg', 'id')) as id`;
+  return { fromIsIdentity: row!.same, duplicate: row!.duplicate, id: row!.id };
+}
+
+const comparison = (sql: Sql | Tx, from: string, identity: string, lists: string[]) => sql`
+    lower(${from}::text) = lower(${identity}::text) as same,
       (select x.addr from (
          select addr, n, row_number() over (partition by lower(addr) order by n) as seen
          from unnest(${arrayLiteral(lists)}::text[]) with ordinality as u(addr, n)) x
        where x.seen > 1 order by x.n limit 1) as duplicate`;
-  return { fromIsIdentity: row?.same ?? false, duplicate: row?.duplicate ?? null };
-}
 
 export async function deleteDraftRows(tx: Tx, id: number): Promise<void> {
   await deleteBatches(tx, id);
@@ -109,19 +128,22 @@ export async function deleteDraftRows(tx: Tx, id: number): Promise<void> {
   await tx`delete from msg where id = ${id} and time_sent is null`;
 }
 
-/** Marks a draft sent; null when it was not a draft any more (a concurrent send won). */
-export async function markSent(tx: Tx, id: number): Promise<number | null> {
-  const rows = await tx<{ time_sent: number }[]>`
-    update msg set time_sent = extract(epoch from now())
-    where id = ${id} and time_sent is null
-    returning time_sent`;
-  return rows[0]?.time_sent ?? null;
-}
-
-export async function stampBatches(tx: Tx, id: number, time: number): Promise<number[]> {
-  const rows = await tx<{ id: number }[]>`
-    update msg_add_to_batch set time_added = ${time} where msg_id = ${id} returning id`;
-  return rows.map((r) => r.id);
+/**
+ * Sends `identity`'s draft in one statement: time_sent set, and its pending batches stamped with that
+ * time. Null when nothing matched — no such message, not the owner's (lower() decides), or sent
+ * already; the row lock the UPDATE takes makes the second of two concurrent sends match nothing.
+ */
+export async function markSent(tx: Tx, id: number, identity: string): Promise<{ time: number; batches: number[] } | null> {
+  const rows = await tx<{ time_sent: number; batches: number[] }[]>`
+    with sent as (
+      update msg set time_sent = extract(epoch from now())
+      where id = ${id} and time_sent is null and lower(from_addr) = lower(${identity}::text)
+      returning time_sent),
+    stamped as (
+      update msg_add_to_batch b set time_added = sent.time_sent from sent where b.msg_id = ${id} returning b.id)
+    select sent.time_sent, coalesce((select array_agg(id order by id) from stamped), '{}') as batches from sent`;
+  const row = rows[0];
+  return row ? { time: row.time_sent, batches: row.batches.map(Number) } : null;
 }
 
 /**

@@ -5,13 +5,13 @@ import { findMessage, findMessageHead, lockMessage } from "../db/messages.ts";
 import { attachmentTotals } from "../db/attachments.ts";
 import {
   compareAddresses,
+  compareAddressesForNewMessage,
   deleteBatches,
   deleteRecipients,
   insertBatch,
   insertBatchRecipients,
   insertDraft,
   insertRecipients,
-  nextMessageId,
   pendingAddresses,
   updateDraft,
   type DraftFields,
@@ -30,9 +30,16 @@ import type { MessageDeps } from "./context.ts";
 const DATA_TOO_LARGE = "message data exceeds maximum size";
 const TOTAL_TOO_LARGE = "total message size exceeds limit";
 
-/** Rules both create and update apply before touching any file. */
-async function checkInput(deps: MessageDeps, identity: string, input: MessageInput): Promise<Uint8Array> {
-  const names = await compareAddresses(deps.sql, input.from, identity, [...input.to, ...(input.add_to ?? [])]);
+/** Every address of a new message's lists, `to` first, in order (duplicates are found across both). */
+const listsOf = (input: MessageInput) => [...input.to, ...(input.add_to ?? [])];
+
+type Compared = { fromIsIdentity: boolean; duplicate: string | null };
+
+/**
+ * Rules both create and update apply before touching any file; `names` is what compareAddresses
+ * (or, for a new message, compareAddressesForNewMessage) found for the message's lists.
+ */
+async function checkInput(deps: MessageDeps, identity: string, input: MessageInput, names: Compared): Promise<Uint8Array> {
   if (names.duplicate !== null) throw invalid(`duplicate recipient: ${names.duplicate}`);
   if (!names.fromIsIdentity) throw forbidden("from address must match authenticated user");
   if (deps.domain !== null && domainOf(input.from) !== deps.domain.toLowerCase()) {
@@ -74,6 +81,10 @@ async function requireDistinct(tx: Tx, input: MessageInput, identity: string, ke
 
 async function writeRecipients(tx: Tx, id: number, input: MessageInput): Promise<void> {
   await insertRecipients(tx, id, input.to);
+  await writePendingBatch(tx, id, input);
+}
+
+async function writePendingBatch(tx: Tx, id: number, input: MessageInput): Promise<void> {
   if (input.add_to && input.add_to.length > 0) {
     // The pending batch of a draft: stamped with the send time when the draft is sent.
     const batch = await insertBatch(tx, id, input.from, null);
@@ -83,8 +94,9 @@ async function writeRecipients(tx: Tx, id: number, input: MessageInput): Promise
 
 /** `once` (an Idempotency-Key): claimed before the row is written, the id recorded in the same transaction. */
 export async function createDraft(deps: MessageDeps, identity: string, input: MessageInput, once?: Once<number>): Promise<number> {
-  const bytes = await checkInput(deps, identity, input);
-  const id = await nextMessageId(deps.sql);
+  const compared = await compareAddressesForNewMessage(deps.sql, input.from, identity, listsOf(input));
+  const bytes = await checkInput(deps, identity, input, compared);
+  const { id } = compared;
   const dir = messageDir(deps.dataDir, parseAddress(input.from)!, id);
   try {
     const body = await stageFile(dir, bodyName(bodyExtension(input.type)), bytes);
@@ -93,8 +105,8 @@ export async function createDraft(deps: MessageDeps, identity: string, input: Me
         // Before place(): a replayed request leaves only its temp file, which writeWithRow removes.
         await once?.claim(tx);
         const filepath = await place(null);
-        await insertDraft(tx, id, draftFields(input, { size: body.size, filepath }));
-        await writeRecipients(tx, id, input);
+        await insertDraft(tx, id, draftFields(input, { size: body.size, filepath }), input.to);
+        await writePendingBatch(tx, id, input);
         await once?.record(tx, id);
       }),
       mayHaveCommitted,
@@ -112,7 +124,7 @@ const UPDATE_TEXTS = { notOwner: "only the owner may update a message", sent: "s
 
 export async function replaceDraft(deps: MessageDeps, identity: string, id: number, input: MessageInput): Promise<void> {
   const before = requireOwnedDraft(await findMessageHead(deps.sql, id, identity), UPDATE_TEXTS);
-  const bytes = await checkInput(deps, identity, input);
+  const bytes = await checkInput(deps, identity, input, await compareAddresses(deps.sql, input.from, identity, listsOf(input)));
   // The new body goes into the draft's existing folder, whatever spelling of `from` this PUT uses.
   const body = await stageFile(folderOfDraft(deps.dataDir, id, before)!, bodyName(bodyExtension(input.type)), bytes);
   await writeWithRow("update", body, deps.dataDir, (place) =>

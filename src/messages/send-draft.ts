@@ -1,6 +1,6 @@
 // Sending a draft: time_sent, the pending batch's time and notify rows, atomically; then local delivery.
 import { lockMessage, recipientsOf } from "../db/messages.ts";
-import { insertNotifyRows, markSent, stampBatches } from "../db/drafts.ts";
+import { insertNotifyRows, markSent } from "../db/drafts.ts";
 import { resolveLocalRecipients } from "../delivery/local-delivery.ts";
 import { crashPoint } from "../lib/crash-point.ts";
 import { requireOwnedDraft } from "./access.ts";
@@ -13,13 +13,16 @@ const SEND_TEXTS = { notOwner: "only the owner may send a message", sent: "messa
 export async function sendDraft(deps: MessageDeps, identity: string, id: number, once?: Once<number>): Promise<number> {
   const time = await deps.sql.begin(async (tx) => {
     await once?.claim(tx);
-    // The row lock makes the second of two concurrent sends see the first one's time_sent: 409.
-    requireOwnedDraft(await lockMessage(tx, id, identity), SEND_TEXTS);
-    const sentAt = await markSent(tx, id);
-    if (sentAt === null) throw new Error("draft vanished under its row lock");
-    for (const batch of await stampBatches(tx, id, sentAt)) await insertNotifyRows(tx, id, batch, deps.domain);
-    await once?.record(tx, sentAt);
-    return sentAt;
+    // One statement in the usual case; when it matched nothing, the locked row says why (404, 403,
+    // or 409 — the second of two concurrent sends waited for the first one's row lock).
+    const sent = await markSent(tx, id, identity);
+    if (sent === null) {
+      requireOwnedDraft(await lockMessage(tx, id, identity), SEND_TEXTS);
+      throw new Error("an owned draft was not sent");
+    }
+    for (const batch of sent.batches) await insertNotifyRows(tx, id, batch, deps.domain);
+    await once?.record(tx, sent.time);
+    return sent.time;
   });
   crashPoint("send", "committed");
   // A look-up, not a list: it runs only where no trigger's NOTIFY reaches the waiters (embedded).

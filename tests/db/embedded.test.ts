@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { BUILTIN_IMAGE, EMBEDDED_POOL_OPTIONS, startEmbeddedDatabase } from "../../src/db/embedded.ts";
-import { insertDraft, nextMessageId } from "../../src/db/drafts.ts";
+import { compareAddressesForNewMessage, insertDraft } from "../../src/db/drafts.ts";
 import { migrate, missingTables, REQUIRED_TABLES, schemaFingerprint } from "../../src/db/schema.ts";
 
 let root: string;
@@ -27,9 +27,11 @@ function newDir(): string {
 
 /** Creates a draft as the API does (msg row with fmsgd's triggers) and returns its id. */
 async function createDraft(sql: postgres.Sql, topic: string): Promise<number> {
-  const id = Number(await nextMessageId(sql)); // this pool reads int8 as a string (the app's parses it)
+  const from = "@alice@example.com";
+  // This pool reads int8 as a string (the app's parses it).
+  const id = Number((await compareAddressesForNewMessage(sql, from, from, [])).id);
   await sql.begin((tx) =>
-    insertDraft(tx, id, { version: 1, pid: null, noReply: false, important: false, from: "@alice@example.com", topic, type: "text/plain", size: 5, filepath: `${id}/message` }),
+    insertDraft(tx, id, { version: 1, pid: null, noReply: false, important: false, from, topic, type: "text/plain", size: 5, filepath: `${id}/message` }, []),
   );
   return id;
 }
