@@ -2,6 +2,10 @@
 import type { Profile } from "../domain/profile.ts";
 import type { BunBindings } from "../lib/bun.ts";
 
+/**
+ * Read these with c.get(name), never c.var.name: Hono's `var` getter copies every variable into a
+ * new object on each access (a few per request, measurable on the read path).
+ */
 export type AppEnv = {
   Bindings: BunBindings;
   Variables: {

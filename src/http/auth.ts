@@ -1,4 +1,4 @@
-// Bearer-JWT authentication and the identity-service check; leaves the identity in c.var.identity.
+// Bearer-JWT authentication and the identity-service check; leaves the identity in the context variable "identity".
 import type { Context, MiddlewareHandler } from "hono";
 import { isValidAddress } from "../domain/address.ts";
 import type { IdentityService } from "../identity/identity-service.ts";

@@ -59,7 +59,7 @@ export async function answerOnce<T>(
     return { status: a.status, body: JSON.stringify(a.body) };
   };
   if (keyed.key === undefined) return send(c, stored(await write(undefined)), false);
-  const request: KeyedRequest = { identity: c.var.identity, key: keyed.key, fingerprint: keyed.fingerprint };
+  const request: KeyedRequest = { identity: c.get("identity"), key: keyed.key, fingerprint: keyed.fingerprint };
   try {
     if (opts.early) await checkEarlierAnswer(sql, request);
     return send(c, stored(await write(onceOnly(request, stored))), false);

@@ -20,7 +20,7 @@ export function announceProfile(hostDefault: Profile): MiddlewareHandler<AppEnv>
     c.header(PROFILE_HEADER, hostDefault);
     await next();
     // Answers a handler built itself (downloads) did not pass through c.header().
-    if (c.res.headers.get(PROFILE_HEADER) !== c.var.profile) c.header(PROFILE_HEADER, c.var.profile);
+    if (c.res.headers.get(PROFILE_HEADER) !== c.get("profile")) c.header(PROFILE_HEADER, c.get("profile"));
   };
 }
 
@@ -41,5 +41,5 @@ export const chooseProfile: MiddlewareHandler<AppEnv> = async (c, next) => {
  * for fmsg-003 names that profile's object in its place (openapi.ts), which is what this returns.
  */
 export function inRequestProfile(c: Context<AppEnv>, m: MessageJson): MessageJson {
-  return inProfile(m, c.var.profile) as MessageJson;
+  return inProfile(m, c.get("profile")) as MessageJson;
 }

@@ -16,7 +16,7 @@ const requestIdFor = (c: Context) => {
 };
 
 /**
- * Hono's request-id middleware sets c.var.requestId and the response header before the route runs.
+ * Hono's request-id middleware sets the "requestId" variable and the response header before the route runs.
  * Its own check of a client's id (up to 255 of [A-Za-z0-9_=-]: "=" in, "." and ":" out) is not
  * ours, so limitLength 0 hands every id to our generator, which applies ours.
  */
@@ -41,7 +41,7 @@ export function requestLog(log: Logger, metrics: Metrics | null): MiddlewareHand
 }
 
 function logRequest(c: Context<AppEnv>, started: number, log: Logger, metrics: Metrics | null): void {
-  const requestId = c.var.requestId;
+  const requestId = c.get("requestId");
   // Responses a handler built itself (downloads) did not take the header set before it ran.
   if (!c.res.headers.has("X-Request-Id")) c.header("X-Request-Id", requestId);
   const seconds = (performance.now() - started) / 1000;
@@ -57,6 +57,6 @@ function logRequest(c: Context<AppEnv>, started: number, log: Logger, metrics: M
     status: c.res.status,
     ms: Math.round(seconds * 10000) / 10,
     request_id: requestId,
-    client_ip: c.var.clientIp ?? null,
+    client_ip: c.get("clientIp") ?? null,
   });
 }

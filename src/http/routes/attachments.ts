@@ -103,7 +103,7 @@ export function attachmentRoutes(deps: MessageDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
     .openapi(upload, async (c) => {
       const { id } = c.req.valid("param");
-      const identity = c.var.identity;
+      const identity = c.get("identity");
       const key = c.req.valid("header")["idempotency-key"];
       // The fingerprint holds the part's name and a hash of its bytes, known once the part is read.
       const digest = new StreamDigest();
@@ -129,7 +129,7 @@ export function attachmentRoutes(deps: MessageDeps) {
     })
     .openapi(download, async (c) => {
       const { id, filename } = c.req.valid("param");
-      await visibleMessage(deps, c.var.identity, id);
+      await visibleMessage(deps, c.get("identity"), id);
       const a = await findAttachment(deps.sql, id, filename);
       if (!a) throw new ApiError(404, "attachment not found");
       return serveDownload(c.req.raw, {
@@ -142,7 +142,7 @@ export function attachmentRoutes(deps: MessageDeps) {
     })
     .openapi(remove, async (c) => {
       const { id, filename } = c.req.valid("param");
-      await removeAttachment(deps, c.var.identity, id, filename);
+      await removeAttachment(deps, c.get("identity"), id, filename);
       return c.body(null, 204);
     });
   // More segments than one: the name held a "/" (perhaps sent as %2F, which the router decodes).

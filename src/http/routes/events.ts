@@ -58,7 +58,7 @@ export function eventRoutes(deps: EventRouteDeps) {
     // Without a cursor the reader starts at the head: what happens from now on.
     const since = asked ?? head;
     if (since < prunedUpto) throw new ApiError(410, CURSOR_PRUNED);
-    const identity = c.var.identity;
+    const identity = c.get("identity");
 
     if (stream) {
       // The stream is ended by the client, a failed write, or shutdown; heartbeats keep it busy.

@@ -204,48 +204,48 @@ export function messageRoutes(deps: MessageDeps) {
   const dataLimit = messageJsonLimit(deps.maxDataBytes);
   return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
     .openapi(listInbox, async (c) => {
-      const page = await inbox(deps, c.var.identity, toPage(c.req.valid("query")));
+      const page = await inbox(deps, c.get("identity"), toPage(c.req.valid("query")));
       if (page.nextBeforeId !== null) c.header("Link", nextLink(c.req.url, page.nextBeforeId));
       return c.json(page.messages.map((m) => inRequestProfile(c, m)), 200);
     })
     // Before /{id}: "sent" is a route, never an id.
     .openapi(listSentFolder, async (c) => {
-      const page = await sentFolder(deps, c.var.identity, toPage(c.req.valid("query")));
+      const page = await sentFolder(deps, c.get("identity"), toPage(c.req.valid("query")));
       if (page.nextBeforeId !== null) c.header("Link", nextLink(c.req.url, page.nextBeforeId));
       return c.json(page.messages.map((m) => inRequestProfile(c, m)), 200);
     })
     .openapi(createMessage(dataLimit), async (c) => {
       const input = c.req.valid("json");
       const keyed = { key: c.req.valid("header")["idempotency-key"], fingerprint: () => fingerprintOf("POST", "/fmsg", {}, jsonDigest(input)) };
-      return answerOnce(c, deps.sql, keyed, (id: number) => ({ status: 201, body: { id } }), (once) => createDraft(deps, c.var.identity, input, once));
+      return answerOnce(c, deps.sql, keyed, (id: number) => ({ status: 201, body: { id } }), (once) => createDraft(deps, c.get("identity"), input, once));
     })
     .openapi(readMessage, async (c) => {
-      const m = await visibleMessage(deps, c.var.identity, c.req.valid("param").id);
+      const m = await visibleMessage(deps, c.get("identity"), c.req.valid("param").id);
       return c.json(inRequestProfile(c, await shapeMessage(deps, m)), 200);
     })
     .openapi(replaceMessage(dataLimit), async (c) => {
       const { id } = c.req.valid("param");
-      await replaceDraft(deps, c.var.identity, id, c.req.valid("json"));
+      await replaceDraft(deps, c.get("identity"), id, c.req.valid("json"));
       return c.json({ id }, 200);
     })
     .openapi(deleteMessage, async (c) => {
-      await deleteDraft(deps, c.var.identity, c.req.valid("param").id);
+      await deleteDraft(deps, c.get("identity"), c.req.valid("param").id);
       return c.body(null, 204);
     })
     .openapi(sendMessage, async (c) => {
       const { id } = c.req.valid("param");
       const keyed = { key: c.req.valid("header")["idempotency-key"], fingerprint: () => fingerprintOf("POST", "/fmsg/{id}/send", { id }, "") };
-      return answerOnce(c, deps.sql, keyed, (time: number) => ({ status: 200, body: { id, time } }), (once) => sendDraft(deps, c.var.identity, id, once));
+      return answerOnce(c, deps.sql, keyed, (time: number) => ({ status: 200, body: { id, time } }), (once) => sendDraft(deps, c.get("identity"), id, once));
     })
     .openapi(addTo, async (c) => {
       const { id } = c.req.valid("param");
       const input = c.req.valid("json");
       const keyed = { key: c.req.valid("header")["idempotency-key"], fingerprint: () => fingerprintOf("POST", "/fmsg/{id}/add-to", { id }, jsonDigest(input)) };
-      const write = (once?: Once<number>) => addRecipients(deps, c.var.identity, id, input.add_to, once);
+      const write = (once?: Once<number>) => addRecipients(deps, c.get("identity"), id, input.add_to, once);
       return answerOnce(c, deps.sql, keyed, (added: number) => ({ status: 200, body: { id, added } }), write);
     })
     .openapi(downloadBody, async (c) => {
-      const m = await visibleMessage(deps, c.var.identity, c.req.valid("param").id);
+      const m = await visibleMessage(deps, c.get("identity"), c.req.valid("param").id);
       return serveDownload(c.req.raw, {
         dataDir: deps.dataDir,
         filepath: m.filepath,

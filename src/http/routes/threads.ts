@@ -75,15 +75,15 @@ export function threadRoutes(deps: MessageDeps) {
   return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
     .openapi(read, async (c) => {
       const { id } = c.req.valid("param");
-      const time_read = await markRead(deps, c.var.identity, id);
+      const time_read = await markRead(deps, c.get("identity"), id);
       return c.json({ id, time_read }, 200);
     })
     .openapi(threadAsText, async (c) => {
-      const pieces = await threadText(deps, c.var.identity, c.req.valid("param").id);
+      const pieces = await threadText(deps, c.get("identity"), c.req.valid("param").id);
       return c.body(textStream(pieces), 200, { "Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff" });
     })
     .openapi(threadAsMessages, async (c) => {
-      const chain = await threadMessages(deps, c.var.identity, c.req.valid("param").id);
+      const chain = await threadMessages(deps, c.get("identity"), c.req.valid("param").id);
       return c.json(chain.map((m) => inRequestProfile(c, m)), 200);
     });
 }

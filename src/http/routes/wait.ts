@@ -32,7 +32,7 @@ export function waitRoutes(waiters: InboxWaiters) {
     const { since_id: sinceId, timeout } = c.req.valid("query");
     extendRequestTimeout(c, timeout + IDLE_MARGIN_SECONDS);
     // A client that goes away aborts the signal, which frees its waiter and timer at once.
-    const latest = await waiters.wait(c.var.identity, sinceId, timeout * 1000, c.req.raw.signal);
+    const latest = await waiters.wait(c.get("identity"), sinceId, timeout * 1000, c.req.raw.signal);
     if (latest === null) return c.body(null, 204);
     return c.json({ has_new: true as const, latest_id: latest }, 200);
   });
