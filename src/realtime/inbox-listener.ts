@@ -87,8 +87,9 @@ export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: Li
     safely((payload: string) => {
       const parsed = parsePayload(payload);
       if (!parsed) return;
-      // Waiters wait for their inbox; a delivery to someone else changes nothing there.
-      if (kind !== "delivered") waiters.wake([parsed.addr]);
+      // Waiters wait for their inbox; a delivery to someone else changes nothing there. The message id
+      // lets them be answered from the notification itself once one query confirms it.
+      if (kind !== "delivered") waiters.wake([parsed.addr], parsed.msgId);
       opts.sockets?.notify({ kind, msgId: parsed.msgId, addresses: [parsed.addr] });
     });
   const becomeUnsure = (why: string) => {

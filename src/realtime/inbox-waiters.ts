@@ -1,8 +1,12 @@
-// In-memory registry of long-poll waiters grouped in coarse address buckets; wake-ups are hints answered by one query.
+// In-memory registry of long-poll waiters grouped in coarse address buckets; wake-ups are answered by one query per batch.
+import type { NotifiedAnswer, NotifiedCandidate } from "../db/wake-confirm.ts";
 import { addressBucket } from "../domain/address.ts";
 
 /** Per waiting identity (as its waiters spell it), the newest visible inbox id above its cursor; SQL decides who is who. */
 export type LatestIds = (pairs: { addr: string; sinceId: number }[]) => Promise<Map<string, number>>;
+
+/** Of a batch of notified (message, address, waiting spelling) candidates, which are confirmed and which in doubt; SQL decides. */
+export type ConfirmNotified = (candidates: NotifiedCandidate[]) => Promise<NotifiedAnswer>;
 
 type Waiter = {
   address: string;
@@ -10,6 +14,9 @@ type Waiter = {
   sinceId: number;
   settle: (latestId: number | null) => void;
 };
+
+/** A notification not yet confirmed: message `msgId` for the address `named`, as the trigger spelt it. */
+type Notified = { msgId: number; named: string; bucket: string };
 
 /** How many buckets one catch-up query checks at most. */
 const QUERY_CHUNK = 500;
@@ -24,19 +31,29 @@ const RETRY_MS = 500;
 export class InboxWaiters {
   /**
    * Waiters by addressBucket(address): coarse on purpose, so every spelling PostgreSQL might fold
-   * together shares a bucket; a wake-up re-checks the whole bucket and SQL answers each identity exactly.
+   * together shares a bucket; a wake-up looks at the whole bucket and SQL decides each identity exactly.
    */
   private readonly byBucket = new Map<string, Set<Waiter>>();
   private readonly dirty = new Set<string>();
   private readonly retrying = new Set<string>();
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private running: Promise<void> | null = null;
+  /** Notifications waiting for the next confirmation, by "<msg_id>,<addr>" (a commit may repeat one). */
+  private readonly notified = new Map<string, Notified>();
+  private readonly confirming = new Set<Promise<void>>();
+  private confirmQueued = false;
   private closed = false;
   private failureHook: () => void = () => {};
 
+  /**
+   * `latestIds` is the full per-address query: the catch-up of a new waiter, hints without a message,
+   * and every re-check after notifications may have been lost. `confirm`, when given, answers the
+   * notifications that name a message instead (without it they are hints like any other).
+   */
   constructor(
     private readonly latestIds: LatestIds,
     private readonly log: (line: Record<string, unknown>) => void = () => {},
+    private readonly confirm?: ConfirmNotified,
   ) {}
 
   /** True once closeAll() ran (shutdown): streams that wait in a loop end. */
@@ -90,10 +107,22 @@ export class InboxWaiters {
     });
   }
 
-  /** A hint that mail for these addresses may have been committed. */
-  wake(addresses: Iterable<string>): void {
-    for (const a of addresses) this.markDirty(addressBucket(a));
-    this.schedule();
+  /**
+   * Mail for these addresses may have been committed. With `msgId` (a notification naming that
+   * message) the waiters are answered from the notifications once one query confirms them; without
+   * it, the full query re-checks the addresses.
+   */
+  wake(addresses: Iterable<string>, msgId?: number): void {
+    if (msgId === undefined || !this.confirm) {
+      for (const a of addresses) this.markDirty(addressBucket(a));
+      this.schedule();
+      return;
+    }
+    for (const named of addresses) {
+      const bucket = addressBucket(named);
+      if (this.byBucket.has(bucket)) this.notified.set(`${msgId},${named}`, { msgId, named, bucket });
+    }
+    this.scheduleConfirm();
   }
 
   /** Notifications may have been lost (listener reconnect or outage): everyone re-checks. */
@@ -105,13 +134,19 @@ export class InboxWaiters {
   /** Shutdown: every open wait answers "nothing new" (204) now. */
   closeAll(): void {
     this.closed = true;
+    this.notified.clear();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     for (const set of [...this.byBucket.values()]) for (const w of [...set]) w.settle(null);
   }
 
-  /** Resolves when no check is queued or running (tests, shutdown). */
+  /** Resolves when no check or confirmation is queued or running (tests, shutdown). */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    for (;;) {
+      if (this.running) await this.running;
+      else if (this.confirming.size > 0) await Promise.all(this.confirming);
+      else if (this.confirmQueued) await Promise.resolve();
+      else return;
+    }
   }
 
   private markDirty(bucket: string): void {
@@ -162,6 +197,84 @@ export class InboxWaiters {
         if (id !== undefined && id > w.sinceId) w.settle(id);
       }
     }
+  }
+
+  private scheduleConfirm(): void {
+    if (this.confirmQueued || this.notified.size === 0 || this.confirming.size >= PARALLEL_CHECKS) return;
+    this.confirmQueued = true;
+    // After the current tick: one read of the LISTEN connection carries hundreds of NOTIFYs (one per
+    // recipient of a commit), and they become one query.
+    queueMicrotask(() => {
+      this.confirmQueued = false;
+      if (this.notified.size === 0 || this.confirming.size >= PARALLEL_CHECKS) return;
+      const batch = [...this.notified.values()];
+      this.notified.clear();
+      // Batches run side by side; notifications arriving while all slots are busy wait for the next one.
+      const done: Promise<void> = this.confirmBatch(batch)
+        .catch((err) => this.log({ level: "error", msg: "inbox confirmation failed", error: String(err) }))
+        .finally(() => {
+          this.confirming.delete(done);
+          this.scheduleConfirm();
+        });
+      this.confirming.add(done);
+    });
+  }
+
+  /**
+   * Answers the waiters a batch of notifications concerns: each with the highest confirmed message id
+   * above its own since_id. A notification the query does not confirm (a draft, someone else's mail)
+   * leaves its waiters waiting; one it is in doubt about, or a failed query, falls back to the full query.
+   */
+  private async confirmBatch(batch: Notified[]): Promise<void> {
+    const confirm = this.confirm;
+    if (!confirm) return;
+    // One candidate per notification and distinct waiting spelling in its bucket: SQL decides which
+    // spellings are the named identity, never JS.
+    const candidates: NotifiedCandidate[] = [];
+    const waitersOf: Waiter[][] = [];
+    for (const n of batch) {
+      const set = this.byBucket.get(n.bucket);
+      if (!set) continue;
+      if (set.size === 1) {
+        // The usual case, one waiter per address: no grouping to do.
+        for (const w of set) {
+          candidates.push({ msgId: n.msgId, named: n.named, addr: w.address });
+          waitersOf.push([w]);
+        }
+        continue;
+      }
+      const bySpelling = new Map<string, Waiter[]>();
+      for (const w of set) {
+        const list = bySpelling.get(w.address);
+        if (list) list.push(w);
+        else bySpelling.set(w.address, [w]);
+      }
+      for (const [addr, list] of bySpelling) {
+        candidates.push({ msgId: n.msgId, named: n.named, addr });
+        waitersOf.push(list);
+      }
+    }
+    if (candidates.length === 0) return;
+    let answer: NotifiedAnswer;
+    try {
+      answer = await confirm(candidates);
+    } catch (err) {
+      // Never throw: this runs from notification callbacks. The full query takes over these waiters.
+      this.log({ level: "error", msg: "inbox check failed", error: String(err) });
+      this.retryLater([...new Set(batch.map((n) => n.bucket))]);
+      this.failureHook();
+      return;
+    }
+    const best = new Map<Waiter, number>();
+    for (const i of answer.confirmed) {
+      const msgId = candidates[i]!.msgId;
+      for (const w of waitersOf[i]!) if (msgId > (best.get(w) ?? 0)) best.set(w, msgId);
+    }
+    // A waiter that settled meanwhile (timeout, abort, another check) ignores this.
+    for (const [w, id] of best) if (id > w.sinceId) w.settle(id);
+    if (answer.doubtful.length === 0) return;
+    for (const i of answer.doubtful) this.markDirty(addressBucket(candidates[i]!.addr));
+    this.schedule();
   }
 
   /** One timer for all failed buckets, however many checks failed meanwhile. */
