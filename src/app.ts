@@ -15,7 +15,7 @@ import { ApiError, makeErrorHandler } from "./http/errors.ts";
 import { answers, openApiDocument } from "./http/openapi.ts";
 import { announceProfile, chooseProfile } from "./http/profile.ts";
 import type { Metrics } from "./http/metrics.ts";
-import { rateLimit, TokenBucketStore } from "./http/rate-limit.ts";
+import { rateLimit, type RateStore } from "./http/rate-limit.ts";
 import { requestLog, type Logger } from "./http/request-log.ts";
 import { attachmentRoutes } from "./http/routes/attachments.ts";
 import { eventRoutes } from "./http/routes/events.ts";
@@ -27,6 +27,7 @@ import { waitRoutes } from "./http/routes/wait.ts";
 import { webSocketRoutes } from "./http/routes/web-socket.ts";
 import { refuseInvalid } from "./http/validation.ts";
 import type { MessageDeps } from "./messages/context.ts";
+import { shortTextCache, type ShortTexts } from "./messages/read-messages.ts";
 import type { ListenerStatus } from "./realtime/inbox-listener.ts";
 import type { InboxSockets } from "./realtime/inbox-sockets.ts";
 import type { InboxWaiters } from "./realtime/inbox-waiters.ts";
@@ -47,8 +48,10 @@ export type AppDeps = {
   metrics: Metrics | null;
   /** What the start-up schema check found short of a missing table (reported by /readyz). */
   schemaWarnings?: readonly string[];
-  /** Injected so tests can inspect or reset the limiter. */
-  rateLimitStore?: TokenBucketStore;
+  /** Where the limiter counts (FMSG_API_RATE_STORE: Redis, shared by every instance); default this process's own buckets. */
+  rateLimitStore?: RateStore;
+  /** Short texts of sent messages, shared with the WebSocket frames (a fresh cache when absent). */
+  shortTexts?: ShortTexts;
 };
 
 /**
@@ -98,6 +101,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     maxAttachBytes: config.maxAttachBytes,
     maxMsgBytes: config.maxMsgBytes,
     shortTextSize: config.shortTextSize,
+    shortTexts: deps.shortTexts ?? shortTextCache(),
     wake: deps.wake,
     log: deps.log,
   };

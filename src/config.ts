@@ -77,6 +77,16 @@ const envSchema = z.object({
   FMSG_ID_CACHE_SECONDS: intVar("FMSG_ID_CACHE_SECONDS", 0, 86400, 30),
   FMSG_API_RATE_LIMIT: intVar("FMSG_API_RATE_LIMIT", 1, 1_000_000, 10),
   FMSG_API_RATE_BURST: intVar("FMSG_API_RATE_BURST", 1, 1_000_000, 20),
+  FMSG_API_RATE_STORE: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const value = (raw ?? "").trim();
+      if (value === "" || value.toLowerCase() === "memory") return null;
+      if (isRedisUrl(value)) return value;
+      ctx.addIssue({ code: "custom", message: `FMSG_API_RATE_STORE must be memory or a redis:// or rediss:// URL (redis://host:port/db), got "${withoutPassword(value)}"` });
+      return z.NEVER;
+    }),
   FMSG_TRUSTED_PROXIES: z.string().optional(),
   FMSG_CORS_ORIGINS: z
     .string()
@@ -167,6 +177,8 @@ export type Config = {
   idCacheSeconds: number;
   rateLimit: number;
   rateBurst: number;
+  /** A redis:// or rediss:// URL whose Redis holds the limiter's buckets for every instance; null: this process's own. */
+  rateStoreUrl: string | null;
   trustedProxies: CidrRange[];
   /** Origins allowed to call the API from a browser, normalised; ["*"] for any; [] for no CORS at all. */
   corsOrigins: string[];
@@ -258,6 +270,22 @@ function parseIdentityProvider(url: string | undefined, issuer: string | undefin
     return null;
   }
   return { jwksUrl: url, issuer, audience: audience ?? null };
+}
+
+/** A URL as it may be printed: whatever stands before an "@" after "//" (user and password) masked. */
+export function withoutPassword(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, "//***@");
+}
+
+/** redis://[user:password@]host[:port][/db] or rediss://…: a host, a database number or nothing as the path, no query. */
+function isRedisUrl(text: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false;
+  }
+  return (url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname !== "" && /^(\/[0-9]{0,5})?$/.test(url.pathname) && url.search === "" && url.hash === "";
 }
 
 function parseTrustedProxies(raw: string | undefined): CidrRange[] {
@@ -379,6 +407,7 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
     idCacheSeconds: v.FMSG_ID_CACHE_SECONDS,
     rateLimit: v.FMSG_API_RATE_LIMIT,
     rateBurst: v.FMSG_API_RATE_BURST,
+    rateStoreUrl: v.FMSG_API_RATE_STORE,
     trustedProxies,
     corsOrigins: v.FMSG_CORS_ORIGINS,
     maxDataBytes: v.FMSG_API_MAX_DATA_SIZE * MIB,

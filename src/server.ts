@@ -4,6 +4,7 @@ import { createApp } from "./app.ts";
 import type { Config } from "./config.ts";
 import { latestEventSeqs } from "./db/events.ts";
 import { latestInboxIds } from "./db/messages.ts";
+import { confirmNotified } from "./db/wake-confirm.ts";
 import { openDatabase } from "./db/open-database.ts";
 import type { Sql } from "./db/pool.ts";
 import { migrate } from "./db/schema.ts";
@@ -12,6 +13,7 @@ import { retryLocalDeliveries } from "./delivery/local-delivery.ts";
 import type { Profile } from "./domain/profile.ts";
 import { Metrics } from "./http/metrics.ts";
 import { openApiDocument } from "./http/openapi.ts";
+import { RedisRateStore } from "./http/rate-store-redis.ts";
 import type { Logger } from "./http/request-log.ts";
 import { cachedIdentityService, type CachedIdentityService } from "./identity/cached-identity.ts";
 import { fmsgidClient } from "./identity/fmsgid-client.ts";
@@ -27,6 +29,7 @@ import { fileRows } from "./db/files.ts";
 import { armCrashPoint } from "./lib/crash-point.ts";
 import { ensureDir } from "./storage/atomic-file.ts";
 import { sweepDataDir } from "./storage/sweep.ts";
+import { shortTextCache } from "./messages/read-messages.ts";
 
 /**
  * Bun's idle timeout for every connection. Only /fmsg/wait extends its own: a global 0 would turn off
@@ -84,19 +87,27 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     // Serving works without them, only slower or with fmsgd's older trigger behaviour: say so loudly.
     for (const problem of schema.warnings) log({ level: "warn", msg: "schema differs from what migrate installs", object: problem });
     await ensureDir(config.dataDir);
+    // Safe beside other instances writing: it removes only leftovers older than SWEEP_GRACE_MS.
     const swept = await sweepDataDir(config.dataDir, fileRows(sql));
-    if (swept.tempFiles + swept.orphanFiles + swept.orphanFolders > 0) {
+    if (swept.tempFiles + swept.orphanFiles + swept.orphanFolders + swept.tooRecent > 0) {
       log({ level: "info", msg: "removed files left by an interrupted write", ...swept });
     }
 
-    const waiters = new InboxWaiters((pairs) => latestInboxIds(sql, pairs), log);
-    const sockets = new InboxSockets(inboxFrames({ sql, dataDir: config.dataDir, shortTextSize: config.shortTextSize }), log);
+    const waiters = new InboxWaiters((pairs) => latestInboxIds(sql, pairs), log, (candidates) => confirmNotified(sql, candidates));
+    const shortTexts = shortTextCache();
+    const sockets = new InboxSockets(inboxFrames({ sql, dataDir: config.dataDir, shortTextSize: config.shortTextSize, shortTexts }), log);
     cleanups.unshift(async () => sockets.closeAll());
     const feed = new InboxWaiters((pairs) => latestEventSeqs(sql, pairs), log);
     const wakeUps = await database.startWakeUps(waiters, { log, heartbeatMs: opts.listenerHeartbeatMs, sockets, feed });
     cleanups.unshift(() => wakeUps.stop());
     const identity = config.idUrl === "builtin" ? null : cachedIdentityService(fmsgidClient(config.idUrl), config.idCacheSeconds);
     const lookups = identity ?? builtinIdentityService;
+    // Shared buckets for N instances; Redis being away never stops the start (the store counts locally).
+    const rateStore = config.rateStoreUrl ? new RedisRateStore({ url: config.rateStoreUrl, rate: config.rateLimit, burst: config.rateBurst, log }) : null;
+    if (rateStore) {
+      cleanups.unshift(() => rateStore.close());
+      await rateStore.start();
+    }
     const metrics = config.metrics
       ? new Metrics({
           fmsg_api_open_waits: { help: "Open /fmsg/wait requests.", read: () => waiters.size },
@@ -104,6 +115,9 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
           fmsg_api_listener_connected: { help: "1 when the LISTEN connection is up.", read: () => (wakeUps.connected() ? 1 : 0) },
           fmsg_api_identity_cache_hits: { help: "Identity look-ups answered from the cache.", read: () => identity?.stats.hits ?? 0 },
           fmsg_api_identity_cache_misses: { help: "Identity look-ups sent to fmsgid.", read: () => identity?.stats.misses ?? 0 },
+          ...(rateStore && {
+            fmsg_api_rate_store_shared: { help: "1 while the rate limit counts in Redis for every instance, 0 while this instance counts alone.", read: () => (rateStore.isShared ? 1 : 0) },
+          }),
         })
       : null;
     const app = createApp({
@@ -118,6 +132,8 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       log,
       metrics,
       schemaWarnings: schema.warnings,
+      shortTexts,
+      rateLimitStore: rateStore ?? undefined,
     });
 
     const serveOptions = {

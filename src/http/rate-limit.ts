@@ -1,5 +1,6 @@
-// Per-client-IP token bucket (sustained rate, burst) plugged into hono-rate-limiter as its store, and
-// the RateLimit-Limit / -Remaining / -Reset headers (IETF draft 6) on every response of a limited route.
+// Per-client-IP token bucket (sustained rate, burst) plugged into hono-rate-limiter as its store (this
+// process's own, or shared through Redis: rate-store-redis.ts), and the RateLimit-Limit / -Remaining /
+// -Reset headers (IETF draft 6) on every response of a limited route.
 import type { Context, MiddlewareHandler } from "hono";
 import { rateLimiter, type RateLimitInfo, type Store } from "hono-rate-limiter";
 import { BoundedMap } from "../lib/bounded-map.ts";
@@ -70,17 +71,20 @@ export class TokenBucketStore implements Store<AppEnv> {
 
 export type RateLimitOptions = { rate: number; burst: number; trustedProxies: CidrRange[]; onLimited?: () => void };
 
+/** Where the buckets live: a TokenBucketStore, or the Redis store that every instance shares. */
+export type RateStore = Store<AppEnv>;
+
 const secondsUntil = (time: Date | undefined) => (time ? Math.max(0, Math.ceil((time.getTime() - Date.now()) / 1000)) : 0);
 
 function setRateLimitHeaders(c: Context<AppEnv>, policy: string): void {
-  const info = c.var.rateLimit;
+  const info = c.get("rateLimit");
   c.header("RateLimit-Limit", String(info.limit));
   c.header("RateLimit-Remaining", String(info.remaining));
   c.header("RateLimit-Reset", String(secondsUntil(info.resetTime)));
   c.header("RateLimit-Policy", policy);
 }
 
-export function rateLimit(opts: RateLimitOptions & { store?: TokenBucketStore }): MiddlewareHandler<AppEnv> {
+export function rateLimit(opts: RateLimitOptions & { store?: RateStore }): MiddlewareHandler<AppEnv> {
   const store = opts.store ?? new TokenBucketStore(opts.rate, opts.burst);
   const proxies = trustedProxyList(opts.trustedProxies);
   const windowMs = Math.ceil((opts.burst / opts.rate) * 1000);
@@ -101,7 +105,7 @@ export function rateLimit(opts: RateLimitOptions & { store?: TokenBucketStore })
     handler: (c) => {
       opts.onLimited?.();
       setRateLimitHeaders(c, policy);
-      c.header("Retry-After", String(Math.max(1, secondsUntil(c.var.rateLimit.resetTime))));
+      c.header("Retry-After", String(Math.max(1, secondsUntil(c.get("rateLimit").resetTime))));
       return c.json({ error: "rate limit exceeded" }, 429);
     },
   });

@@ -158,6 +158,34 @@ describe("FMSG_CORS_ORIGINS", () => {
   });
 });
 
+describe("FMSG_API_RATE_STORE", () => {
+  test("unset, empty or memory: the counters stay in this process", () => {
+    expect(loadConfig(BASE).rateStoreUrl).toBeNull();
+    expect(loadConfig({ ...BASE, FMSG_API_RATE_STORE: " " }).rateStoreUrl).toBeNull();
+    expect(loadConfig({ ...BASE, FMSG_API_RATE_STORE: "Memory" }).rateStoreUrl).toBeNull();
+  });
+
+  test.each(["redis://127.0.0.1:6379", "redis://cache", "redis://cache:6379/2", "rediss://fmsg:secret@cache.example.com:6380/0", "redis://[::1]:6379/15"])(
+    "%s is kept as given",
+    (url) => {
+      expect(loadConfig({ ...BASE, FMSG_API_RATE_STORE: url }).rateStoreUrl).toBe(url);
+    },
+  );
+
+  test.each(["redis", "127.0.0.1:6379", "http://cache:6379", "redis://", "redis:///0", "redis://cache:99999", "redis://cache/db1", "redis://cache/0?timeout=1", "memcached://cache"])(
+    "%p is a startup error naming the variable",
+    (bad) => {
+      expect(configError({ ...BASE, FMSG_API_RATE_STORE: bad }).message).toContain("FMSG_API_RATE_STORE must be memory or a redis:// or rediss:// URL");
+    },
+  );
+
+  test("the error never repeats a password", () => {
+    const message = configError({ ...BASE, FMSG_API_RATE_STORE: "rediss://fmsg:s3cret@cache:6380/x" }).message;
+    expect(message).toContain("FMSG_API_RATE_STORE");
+    expect(message).not.toContain("s3cret");
+  });
+});
+
 describe("every problem in one error", () => {
   test("each on its own line, each naming its variable", () => {
     const err = configError({ ...BASE, FMSG_API_RATE_LIMIT: "0", FMSG_DOMAIN: "no", FMSG_ID_URL: "ftp://x", FMSG_TRUSTED_PROXIES: "nope" });
@@ -360,6 +388,18 @@ describe("process: bun src/main.ts serve", () => {
     });
     expect(r.code).toBe(1);
     expectOneLine(r.stderr, "FMSG_API_JWT_SECRET");
+  });
+
+  test("a bad FMSG_API_RATE_STORE: exit 1, one stderr line naming it", async () => {
+    const r = await serve(null, {
+      DATABASE_URL: "postgres://127.0.0.1:1/unused",
+      FMSG_DATA_DIR: "/tmp/fmsg-unused",
+      FMSG_API_JWT_SECRET: "s",
+      FMSG_ID_URL: "builtin",
+      FMSG_API_RATE_STORE: "redis:/cache:6379",
+    });
+    expect(r.code).toBe(1);
+    expectOneLine(r.stderr, "FMSG_API_RATE_STORE");
   });
 
   test("only one of FMSG_TLS_CERT / FMSG_TLS_KEY: exit 1 naming the other", async () => {
