@@ -6,7 +6,7 @@
 //
 //   bun run bench                   full run (rewrites BENCHMARKS.md)
 //   bun run bench --quick           short smoke run (1 s runs, fewer waiters); BENCHMARKS.md untouched
-//   bun run bench --only=read,inbox selected scenarios (read inbox compose journal feed waiters websockets attachment footprint)
+//   bun run bench --only=read,inbox selected scenarios (read inbox compose journal feed waiters websockets attachment footprint growth)
 //   bun run bench --render=bench/results/<timestamp>.json
 //                                   re-renders BENCHMARKS.md from a saved full run (after editing
 //                                   bench/ANALYSIS.md), without measuring anything
@@ -14,7 +14,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { loadavg, setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCtx, type ScenarioResult, type Settings } from "./lib/context.ts";
-import { connect, createDatabase, dropDatabase, migrate, seed, ADMIN_URL } from "./lib/db.ts";
+import { connect, createDatabase, createdDatabases, dropDatabase, migrate, seed, ADMIN_URL } from "./lib/db.ts";
 import { killAllChildren, startServer, type Server } from "./lib/procs.ts";
 import { machine, markdown, packageVersion, shortfalls, summaryTable, type Report } from "./lib/report.ts";
 import { pgbenchVersion } from "./lib/pgbench.ts";
@@ -24,13 +24,14 @@ import { attachmentScenario } from "./scenarios/attachment.ts";
 import { composeScenario } from "./scenarios/compose.ts";
 import { feedScenario } from "./scenarios/feed.ts";
 import { footprintScenario } from "./scenarios/footprint.ts";
+import { growthScenario } from "./scenarios/growth.ts";
 import { inboxScenario } from "./scenarios/inbox.ts";
 import { journalScenario } from "./scenarios/journal.ts";
 import { readScenario } from "./scenarios/read.ts";
 import { waitersScenario } from "./scenarios/waiters.ts";
 import { webSocketsScenario } from "./scenarios/websockets.ts";
 
-const ALL = ["read", "inbox", "compose", "journal", "feed", "waiters", "websockets", "attachment", "footprint"] as const;
+const ALL = ["read", "inbox", "compose", "journal", "feed", "waiters", "websockets", "attachment", "footprint", "growth"] as const;
 type ScenarioId = (typeof ALL)[number];
 
 const args = process.argv.slice(2);
@@ -104,6 +105,7 @@ async function cleanup(): Promise<void> {
     await dropDatabase(dbName).catch((err) => log(`could not drop ${dbName}: ${err}`));
     dbCreated = false;
   }
+  for (const name of createdDatabases()) await dropDatabase(name).catch((err) => log(`could not drop ${name}: ${err}`));
   rmSync(tmp, { recursive: true, force: true });
 }
 
@@ -179,6 +181,10 @@ try {
   if (only.includes("footprint")) {
     // Quick runs idle 3 s instead of 10 s before reading the settled RSS.
     await scenario("footprint", () => footprintScenario(ctx, { runs: settings.runs, idleSeconds: quick ? 3 : 10 }));
+  }
+  if (only.includes("growth")) {
+    // A database of its own, seeded, grown to 2,000,000 messages and dropped (see scenarios/growth.ts).
+    await scenario("growth", () => growthScenario({ settings, tmp, dbName }, { quick }));
   }
 } catch (err) {
   const error = err instanceof Error ? (err.stack ?? err.message) : String(err);

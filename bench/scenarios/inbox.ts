@@ -54,8 +54,15 @@ export async function inboxPlans(url: string, address: string): Promise<Plans> {
   }
 }
 
-export async function inboxScenario(ctx: Ctx, ours: Server, direct: Server): Promise<ScenarioResult> {
-  const address = SEED.target;
+/** "@inbox.target@bench.example" → "@Inbox.Target@…": how the seed spells half of an inbox's rows. */
+const capitalised = (address: string) =>
+  `@${(address.split("@")[1] ?? "").split(".").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(".")}@…`;
+
+/** Which inbox to page through (default SEED.target's 10,000 in the seeded database), and how to describe it. */
+export type InboxOptions = { address?: string; inboxMessages?: number; database?: string };
+
+export async function inboxScenario(ctx: Ctx, ours: Server, direct: Server, opts: InboxOptions = {}): Promise<ScenarioResult> {
+  const address = opts.address ?? SEED.target;
   const token = ctx.token(address);
   const path = "/fmsg?limit=20";
   const page = JSON.parse(await getText(ours.url, path, token)) as { id: number }[];
@@ -136,7 +143,7 @@ export async function inboxScenario(ctx: Ctx, ours: Server, direct: Server): Pro
     shortfall: planOk ? undefined : "inbox plans do not use the fmsg_api_ covering index on msg_to",
   });
   const markdown = [
-    `GET \`${path}\` as \`${address}\` (10,000 messages, half stored as \`@Inbox.Target@…\`), in a database of ${SEED.messages.toLocaleString("en-US")} messages, ${(SEED.messages * SEED.recipientsPerMessage).toLocaleString("en-US")} msg_to rows and 5,000 msg_add_to rows (2,500 add-to batches). wrk, ${ctx.settings.runs} × ${ctx.settings.seconds} s per cell after a ${ctx.settings.warmup} s warm-up; median (min–max).`,
+    `GET \`${path}\` as \`${address}\` (${(opts.inboxMessages ?? 10_000).toLocaleString("en-US")} messages, half stored as \`${capitalised(address)}\`), in ${opts.database ?? `a database of ${SEED.messages.toLocaleString("en-US")} messages, ${(SEED.messages * SEED.recipientsPerMessage).toLocaleString("en-US")} msg_to rows and 5,000 msg_add_to rows (2,500 add-to batches)`}. wrk, ${ctx.settings.runs} × ${ctx.settings.seconds} s per cell after a ${ctx.settings.warmup} s warm-up; median (min–max).`,
     "",
     table(["Target", "Conns", "req/s", "p50 ms", "p99 ms", "errors"], rows),
     "",

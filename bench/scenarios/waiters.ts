@@ -14,7 +14,7 @@ export const WAKE_P99_GOAL_MS = 20;
 const DOMAIN = "bench.example";
 const PREFIX = "waiter";
 
-async function openWaits(server: Server): Promise<number> {
+export async function openWaits(server: Server): Promise<number> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
   return Number(/^fmsg_api_open_waits (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
 }
@@ -35,14 +35,14 @@ export async function activity(sql: ReturnType<typeof connect>, db: string): Pro
 
 type GeneratorResult = { answered: number; connectErrors: number; socketErrors: number; closedEarly: number; firstError: string | null; statusCounts: Record<string, number>; arrivals: number[] };
 
-type WaveResult = Awaited<ReturnType<typeof wave>>;
+export type WaveResult = Awaited<ReturnType<typeof wave>>;
 
 /**
  * One wave: `n` long polls for fresh identities (@<prefix><i>@…) from the load-generator processes;
  * once `openCount()` reports them all held, one transaction commits one received message per
  * identity; every response's arrival is timed from the moment COMMIT returned.
  */
-async function wave(ctx: Ctx, server: Server, openCount: () => Promise<number>, prefix: string, sql: ReturnType<typeof connect>) {
+export async function wave(ctx: Ctx, server: Server, openCount: () => Promise<number>, prefix: string, sql: ReturnType<typeof connect>) {
   const n = ctx.settings.waiters;
   const k = ctx.settings.waiterProcesses;
   const idle = memoryOf(server.pid);
