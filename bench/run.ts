@@ -154,7 +154,7 @@ try {
     });
     try {
       if (only.includes("read")) await scenario("read", () => readScenario(ctx, ours, direct));
-      if (only.includes("inbox")) await scenario("inbox", () => inboxScenario(ctx, ours, direct));
+      if (only.includes("inbox")) await scenario("inbox", () => inboxScenario(ctx, ours, direct, { dataDir }));
       if (only.includes("compose")) await scenario("compose", () => composeScenario(ctx, ours));
       if (only.includes("journal")) await scenario("journal", () => journalScenario(ctx, ours));
       if (only.includes("feed")) await scenario("feed", () => feedScenario(ctx, ours));

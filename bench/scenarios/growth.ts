@@ -98,7 +98,7 @@ async function measure(ctx: Ctx, label: string, withBigInbox: boolean): Promise<
       stage.control = m.a![c]!.rps;
     });
     const inbox = async (prefix: "inbox" | "big", address: string, inboxMessages: number) => {
-      const data = (await inboxScenario(ctx, ours, direct, { address, inboxMessages, database })).data as { matrix: Matrix; plans: Plans };
+      const data = (await inboxScenario(ctx, ours, direct, { address, inboxMessages, database, dataDir })).data as { matrix: Matrix; plans: Plans };
       const m = data.matrix;
       const db = m.db?.[c]?.rps.median ? m.db[c] : undefined;
       put(`${prefix}.rps`, m.ours![c]!.rps, m.b![c]!.rps, db ? `DB alone ${fmtNum(db.rps.median)}` : undefined);
