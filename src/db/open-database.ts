@@ -62,7 +62,7 @@ export async function openDatabase(config: Config): Promise<Database> {
           try {
             const named = typeof addresses === "function" ? await addresses() : addresses;
             // As the listener does: a delivery to someone else is no news for anyone's inbox.
-            if (kind !== "delivered") waiters.wake(named);
+            if (kind !== "delivered") waiters.wake(named, msgId);
             sockets.notify({ kind, msgId, addresses: named });
           } catch (err) {
             log({ level: "error", msg: "wake-up failed", error: String(err) });
