@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { migrate } from "../../src/db/schema.ts";
+import { freePort } from "./ports.ts";
 
 export type PrivatePostgres = {
   /** Connection URL of a database of this cluster (default: the postgres database). */
@@ -38,14 +39,6 @@ async function run(argv: string[], cwd: string): Promise<void> {
   const proc = Bun.spawn(asClusterOwner(argv), { cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${(err || out).trim()}`);
-}
-
-/** A port that was free a moment ago (bound to port 0, then released). */
-function freePort(): number {
-  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
 }
 
 async function postgresUser(): Promise<{ uid: number; gid: number }> {

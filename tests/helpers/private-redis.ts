@@ -1,5 +1,6 @@
 // A private redis-server for one test file (its own port, nothing saved): tests may stop and restart it without touching anyone else's keys.
 import { RedisClient } from "bun";
+import { freePort } from "./ports.ts";
 
 export type PrivateRedis = {
   url: string;
@@ -15,14 +16,6 @@ export type PrivateRedis = {
 };
 
 const READY_DEADLINE_MS = 10_000;
-
-/** A port that was free a moment ago (bound to port 0, then released). */
-export function freePort(): number {
-  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
 
 async function answersPing(url: string): Promise<boolean> {
   const client = new RedisClient(url, { autoReconnect: false, enableOfflineQueue: false, connectionTimeout: 500 });

@@ -4,6 +4,7 @@ import { addressBucket } from "../../src/domain/address.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { ALICE } from "../helpers/messages.ts";
 import { EMBEDDED, draft, startTestServer, type TestServer } from "../helpers/server.ts";
+import { until } from "../helpers/poll.ts";
 
 setDefaultTimeout(60_000);
 
@@ -82,14 +83,6 @@ async function draftSeenBy(s: TestServer, owner: string, other: string): Promise
   const res = await s.request("GET", `/fmsg/${id}`, { as: other });
   await res.body?.cancel();
   return res.status;
-}
-
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
 }
 
 /** The only judge: does this database's lower() make the two spellings one identity? */

@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { ALICE, BOB, createDraft, sendDraft } from "../helpers/messages.ts";
 import { startPrivateRedis, type PrivateRedis } from "../helpers/private-redis.ts";
 import { draft, startTestServer, type TestServer } from "../helpers/server.ts";
+import { until } from "../helpers/poll.ts";
 
 setDefaultTimeout(30_000);
 
@@ -37,15 +38,6 @@ afterAll(async () => {
   await db?.drop();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
-
-/** Polls a condition (never a fixed sleep as synchronisation), failing after `ms`. */
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
 
 describe("two instances, one PostgreSQL, one Redis", () => {
   test("the rate limit is shared: requests alternating between the instances get 429 after the burst, not twice it", async () => {

@@ -6,8 +6,10 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { RedisClient } from "bun";
 import { RedisRateStore, REDIS_KEY_PREFIX } from "../../src/http/rate-store-redis.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { freePort, startPrivateRedis, type PrivateRedis } from "../helpers/private-redis.ts";
+import { freePort } from "../helpers/ports.ts";
+import { startPrivateRedis, type PrivateRedis } from "../helpers/private-redis.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { until } from "../helpers/poll.ts";
 
 setDefaultTimeout(30_000);
 
@@ -61,15 +63,6 @@ const said = (i: Instance, msg: string) => i.logs.filter((l) => l.msg === msg).l
 async function gauge(i: Instance): Promise<string | undefined> {
   const text = await (await fetch(`${i.server.url}/metrics`)).text();
   return /^fmsg_api_rate_store_shared (\d)$/m.exec(text)?.[1];
-}
-
-/** Polls a condition (never a fixed sleep as synchronisation), failing after `ms`. */
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
 }
 
 describe("Redis reachable: one bucket per client across instances", () => {

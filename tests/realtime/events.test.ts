@@ -7,6 +7,7 @@ import { deliverFromAfar } from "../helpers/fmsgd.ts";
 import { startIdentityStub, type IdentityStub } from "../helpers/identity-stub.ts";
 import { ALICE, BOB, CAROL, createDraft, DAVE, errorOf, sendDraft, sentMessage } from "../helpers/messages.ts";
 import { EMBEDDED, startTestServer, type TestServer } from "../helpers/server.ts";
+import { until } from "../helpers/poll.ts";
 
 setDefaultTimeout(60_000);
 
@@ -14,15 +15,6 @@ const ADMIN_URL = process.env.FMSG_TEST_PG_URL ?? "postgres://postgres@127.0.0.1
 
 type Event = { seq: number; kind: string; id: number };
 type Page = { events: Event[]; next: number };
-
-/** Polls a condition (never a fixed sleep as synchronisation), failing after `ms`. */
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
 
 /** One long-poll answer; without a timeout in `query`, one that answers at once. */
 async function feed(s: TestServer, as: string, query: string): Promise<Page> {

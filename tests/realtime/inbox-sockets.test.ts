@@ -2,19 +2,12 @@
 import { expect, test } from "bun:test";
 import type { Profile } from "../../src/domain/profile.ts";
 import { InboxSockets, type FrameSource, type Notice, type SocketPeer } from "../../src/realtime/inbox-sockets.ts";
+import { until } from "../helpers/poll.ts";
 
 function peer() {
   const log = { sent: [] as string[], pings: 0, closed: [] as [number, string][] };
   const p: SocketPeer = { send: (t) => void log.sent.push(t), ping: () => void log.pings++, close: (code, reason) => void log.closed.push([code, reason]) };
   return { p, log };
-}
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(2);
-  }
 }
 
 /** Every candidate may see everything; records what it was asked. */

@@ -1,6 +1,7 @@
 // InboxWaiters on its own: a plain latestIds function stands in for the catch-up query.
 import { describe, expect, test } from "bun:test";
 import { InboxWaiters, type LatestIds } from "../../src/realtime/inbox-waiters.ts";
+import { until } from "../helpers/poll.ts";
 
 const BOB = "@bob@example.com";
 const CAROL = "@carol@other.org";
@@ -39,14 +40,6 @@ function track<T>(p: Promise<T>) {
     state.value = v;
   });
   return state;
-}
-
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(2);
-  }
 }
 
 describe("InboxWaiters", () => {

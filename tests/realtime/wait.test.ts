@@ -6,6 +6,7 @@ import { startInboxListener } from "../../src/realtime/inbox-listener.ts";
 import { createTestDatabase } from "../helpers/db.ts";
 import { ALICE, BOB, CAROL, DAVE, createDraft, sentMessage } from "../helpers/messages.ts";
 import { EMBEDDED, startTestServer, type TestServer } from "../helpers/server.ts";
+import { until } from "../helpers/poll.ts";
 
 // The long-poll tests wait up to 15 s by design (bunfig's [test] timeout is not applied by this Bun).
 setDefaultTimeout(20_000);
@@ -27,15 +28,6 @@ afterEach(async () => {
   // Every test leaves no open wait behind (a stray one would confuse the next test's size checks).
   await until(() => s.server.waiters.size === 0, "no open waits left");
 });
-
-/** Polls a condition (never a fixed sleep as synchronisation), failing after `ms`. */
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
 
 type WaitResult = { status: number; body: unknown; text: string };
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { deliverFromAfar } from "../helpers/fmsgd.ts";
 import { ALICE, BOB, CAROL, DAVE, EVE, createDraft, sentMessage } from "../helpers/messages.ts";
 import { EMBEDDED, startTestServer, type TestServer } from "../helpers/server.ts";
+import { until } from "../helpers/poll.ts";
 
 setDefaultTimeout(30_000);
 
@@ -16,15 +17,6 @@ beforeAll(async () => {
   s = await startTestServer({ env: { FMSG_DOMAIN: "example.com" } });
 });
 afterAll(() => s.stop());
-
-/** Polls a condition (never a fixed sleep as synchronisation), failing after `ms`. */
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
 
 function wsUrl(t: TestServer, query = ""): string {
   return `${t.url.replace(/^http/, "ws")}/fmsg/ws${query}`;
