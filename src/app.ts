@@ -115,12 +115,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     store: deps.rateLimitStore,
     onLimited: () => deps.metrics?.countRateLimited(),
   });
+  // Shared by the token check of every request and the key sweep of open WebSockets: one key-state cache.
+  const mintedTokens = new MintedTokenCheck((keyId) => apiKeyState(deps.sql, keyId));
   const authenticated = requireIdentity({
     jwtKey: config.jwtKey,
     jwtPreviousKey: config.jwtPreviousKey,
     maxTokenTtl: config.maxTokenTtl,
     identity: deps.identity,
-    mintedTokens: new MintedTokenCheck((keyId) => apiKeyState(deps.sql, keyId)),
+    mintedTokens,
     // Built once per app: its key cache and refetch cooldown must outlive a request.
     jwks: config.identityProvider ? jwksVerifier(config.identityProvider, config.maxTokenTtl, deps.log) : null,
   });
@@ -143,7 +145,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use("/fmsg/*", chooseProfile);
   app.use("/fmsg/*", plainIdSegment);
   app.route("/fmsg", waitRoutes(deps.waiters));
-  app.route("/fmsg", webSocketRoutes(deps.sockets));
+  app.route("/fmsg", webSocketRoutes(deps.sockets, mintedTokens));
   app.route("/fmsg", eventRoutes({ sql: deps.sql, feed: deps.feed, log: deps.log }));
   app.route("/fmsg", messageRoutes(messageDeps));
   app.route("/fmsg", attachmentRoutes(messageDeps));

@@ -55,26 +55,46 @@ export class MintedTokenCheck {
   async refuseStale(header: string | undefined): Promise<void> {
     const token = bearerValue(header);
     if (token === null) return;
+    const minted = this.mintedFrom(token);
+    if (minted !== null && !(await this.stands(minted, this.maxAgeMs))) throw unauthorized("api key revoked");
+  }
+
+  /**
+   * For a verified token minted from an API key, the check an open WebSocket re-runs: true while
+   * the key still stands behind the token. Null for every other token (nothing to re-check).
+   * `maxAgeMs` bounds how old a cached key state the check accepts (at most the contract's bound).
+   */
+  standingCheck(token: string, maxAgeMs = this.maxAgeMs): (() => Promise<boolean>) | null {
+    const minted = this.mintedFrom(token);
+    if (minted === null) return null;
+    const age = Math.min(maxAgeMs, this.maxAgeMs);
+    return () => this.stands(minted, age);
+  }
+
+  private mintedFrom(token: string): Minted | null {
     let minted = this.claims.get(token);
     if (minted === undefined) {
       minted = mintedClaims(token);
       this.claims.set(token, minted);
     }
-    if (minted === null) return;
-    const state = await this.state(minted.keyId);
+    return minted;
+  }
+
+  private async stands(minted: Minted, maxAgeMs: number): Promise<boolean> {
+    const state = await this.state(minted.keyId, maxAgeMs);
     const now = this.now();
-    const stale =
+    return !(
       state === null ||
       state.revokedAt !== null ||
       (state.expiresAt !== null && state.expiresAt.getTime() <= now) ||
-      keyGeneration(state.rotatedAt) > minted.iat;
-    if (stale) throw unauthorized("api key revoked");
+      keyGeneration(state.rotatedAt) > minted.iat
+    );
   }
 
-  private state(keyId: string): Promise<ApiKeyState | null> {
+  private state(keyId: string, maxAgeMs: number): Promise<ApiKeyState | null> {
     const now = this.now();
     const hit = this.states.get(keyId);
-    if (hit && now - hit.loadedAt < this.maxAgeMs) return hit.state;
+    if (hit && now - hit.loadedAt < maxAgeMs) return hit.state;
     const state = this.load(keyId);
     const entry = { loadedAt: now, state };
     this.states.set(keyId, entry);

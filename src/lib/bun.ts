@@ -1,8 +1,7 @@
 // The one place that touches Bun's server object from inside a request (peer address, per-request timeout, WebSocket upgrade).
 import type { Context, Env } from "hono";
-import { getConnInfo, upgradeWebSocket, websocket } from "hono/bun";
-import type { WSEvents } from "hono/ws";
-import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
+import { getConnInfo } from "hono/bun";
+import type { Server, WebSocketHandler } from "bun";
 
 export type BunBindings = { server?: Server<unknown> };
 
@@ -26,34 +25,45 @@ export function extendRequestTimeout<E extends Env & { Bindings: BunBindings }>(
  */
 const WEBSOCKET_IDLE_SECONDS = 120;
 
+/** What an upgraded connection carries: where its open and close go. */
+type SocketData = { opened(peer: WebSocketPeer): void; closed(): void };
+
 /**
- * The `websocket` option of Bun.serve that Hono's upgrade helper needs. Typed for the server's
- * `undefined` socket data: the data is Hono's own (set by its upgrade, read by its handlers) and
- * nothing else reads it.
+ * The `websocket` option of Bun.serve for the upgrades below. Typed for the server's `undefined`
+ * socket data: only upgradeToWebSocket sets the data, and only these handlers read it.
  */
-export const webSocketHandler = { ...websocket, idleTimeout: WEBSOCKET_IDLE_SECONDS, sendPings: false } as unknown as WebSocketHandler<undefined>;
+export const webSocketHandler = {
+  open(ws) {
+    ws.data.opened({ send: (text) => ws.send(text), ping: () => ws.ping(), close: (code, reason) => ws.close(code, reason) });
+  },
+  message() {
+    // Clients have nothing to say on this socket; their frames are read and dropped.
+  },
+  close(ws) {
+    ws.data.closed();
+  },
+  idleTimeout: WEBSOCKET_IDLE_SECONDS,
+  sendPings: false,
+} satisfies WebSocketHandler<SocketData> as unknown as WebSocketHandler<undefined>;
 
 /** An upgraded connection as the app uses it: text frames, pings, close. */
 export type WebSocketPeer = { send(text: string): void; ping(): void; close(code: number, reason: string): void };
 
 /**
- * Upgrades the request to a WebSocket (Hono's Bun helper); `onOpen` gets the connection and returns
- * what to call when it closes. Resolves to the response Hono returns after a successful upgrade, or
- * null when there was nothing to upgrade (no valid handshake, or no Bun server behind the request).
+ * Upgrades the request to a WebSocket; `headers` go into the 101 answer (Hono's Bun helper cannot
+ * add any, hence Bun's own upgrade). `onOpen` gets the connection and returns what to call when it
+ * closes. Resolves to the response to return after a successful upgrade (Bun answers the handshake
+ * itself and ignores it), or null when there was nothing to upgrade (no valid handshake, or no Bun
+ * server behind the request).
  */
-export async function upgradeToWebSocket<E extends Env & { Bindings: BunBindings }>(c: Context<E>, onOpen: (peer: WebSocketPeer) => () => void): Promise<Response | null> {
+export function upgradeToWebSocket<E extends Env & { Bindings: BunBindings }>(
+  c: Context<E>,
+  onOpen: (peer: WebSocketPeer) => () => void,
+  headers: Record<string, string> = {},
+): Response | null {
+  const server = c.env?.server;
+  if (!server || typeof server.upgrade !== "function") return null;
   let onClose: (() => void) | undefined;
-  const events: WSEvents<ServerWebSocket<unknown>> = {
-    onOpen: (_event, ws) => {
-      const raw = ws.raw;
-      if (!raw) return;
-      onClose = onOpen({ send: (text) => raw.send(text), ping: () => raw.ping(), close: (code, reason) => raw.close(code, reason) });
-    },
-    onClose: () => onClose?.(),
-  };
-  try {
-    return await upgradeWebSocket(c, events);
-  } catch {
-    return null; // the helper throws "Failed to upgrade WebSocket" when Bun refused the handshake
-  }
+  const data: SocketData = { opened: (peer) => (onClose = onOpen(peer)), closed: () => onClose?.() };
+  return server.upgrade(c.req.raw, { data, headers }) ? new Response(null) : null;
 }

@@ -27,15 +27,28 @@ export type SocketOpening = {
   profile: Profile;
   /** When the token it was opened with expires (ms since the epoch). */
   expiresAt: number;
+  /**
+   * For a token minted from an API key: whether the key still stands behind it (not revoked,
+   * expired or rotated since), re-run by the key sweep. Absent for other tokens.
+   */
+  keyCheck?: () => Promise<boolean>;
   peer: SocketPeer;
 };
 
 /** Close codes and reasons a client sees. 4001 is in the range RFC 6455 leaves to applications. */
 export const TOKEN_EXPIRED = { code: 4001, reason: "token expired" } as const;
 export const GOING_AWAY = { code: 1001, reason: "server shutting down" } as const;
+/** The token's API key was revoked, expired or rotated: like expiry, a new token is needed (hence 4001 too). */
+export const KEY_REVOKED = { code: 4001, reason: "api key revoked" } as const;
 
 /** Server pings keep proxies from cutting quiet sockets and find dead peers (docs/API.md "WebSocket"). */
 export const PING_INTERVAL_MS = 45_000;
+/**
+ * How often sockets opened with minted tokens have their key re-checked, each check accepting a key
+ * state at most this old: a revocation is seen within two periods, the contract's 5 s, and each key
+ * costs at most one read per period however many sockets it has.
+ */
+export const KEY_SWEEP_MS = 2_500;
 /** Notices handled side by side (each holds a pool connection for its queries). */
 const PARALLEL_NOTICES = 4;
 /** setTimeout's longest delay; a token may live 30 days, so longer waits are re-armed. */
@@ -49,15 +62,21 @@ export class InboxSockets {
   private readonly pending = new Map<string, { kind: FrameKind; msgId: number; addresses: Set<string> }>();
   private running: Promise<void> | null = null;
   private readonly pinger: ReturnType<typeof setInterval>;
+  private readonly keySweeper: ReturnType<typeof setInterval>;
+  private sweeping = false;
   private closed = false;
 
   constructor(
     private readonly frames: FrameSource,
     private readonly log: (line: Record<string, unknown>) => void = () => {},
     pingIntervalMs = PING_INTERVAL_MS,
+    keySweepMs = KEY_SWEEP_MS,
   ) {
     this.pinger = setInterval(() => this.pingAll(), pingIntervalMs);
     this.pinger.unref?.();
+    // One timer for every socket; a token's key is the only thing that can end it early.
+    this.keySweeper = setInterval(() => void this.sweepKeys(), keySweepMs);
+    this.keySweeper.unref?.();
   }
 
   /** Open sockets (tests, /metrics). */
@@ -95,6 +114,7 @@ export class InboxSockets {
   closeAll(): void {
     this.closed = true;
     clearInterval(this.pinger);
+    clearInterval(this.keySweeper);
     this.pending.clear();
     for (const set of [...this.byBucket.values()]) for (const m of [...set]) this.closeMember(m, GOING_AWAY);
   }
@@ -126,6 +146,34 @@ export class InboxSockets {
     if (left <= 0) return this.closeMember(member, TOKEN_EXPIRED);
     member.timer = setTimeout(() => (member.open ? this.armExpiry(member) : undefined), Math.min(left, MAX_TIMER_MS));
     member.timer.unref?.();
+  }
+
+  /** Closes (4001 "api key revoked") the sockets whose token's key no longer stands behind it. */
+  private async sweepKeys(): Promise<void> {
+    if (this.sweeping) return; // a slow database: the next period starts a fresh round
+    this.sweeping = true;
+    try {
+      const checked: Member[] = [];
+      for (const set of this.byBucket.values()) for (const m of set) if (m.keyCheck) checked.push(m);
+      if (checked.length === 0) return;
+      let failed = 0;
+      const standing = await Promise.all(
+        checked.map((m) =>
+          m.keyCheck!().catch(() => {
+            // The key's state could not be read: the socket stays open and the next sweep asks again,
+            // rather than cutting every key-based socket at once on a database blip.
+            failed++;
+            return true;
+          }),
+        ),
+      );
+      if (failed > 0) this.log({ level: "warn", msg: "websocket key check failed", sockets: failed });
+      checked.forEach((m, i) => {
+        if (!standing[i] && m.open) this.closeMember(m, KEY_REVOKED);
+      });
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   private pingAll(): void {

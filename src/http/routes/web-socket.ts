@@ -3,11 +3,13 @@ import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { WebSocketQuery } from "../../contract/requests.ts";
 import { upgradeToWebSocket } from "../../lib/bun.ts";
 import { verifiedTokenExpiry } from "../../lib/jwt.ts";
-import type { InboxSockets } from "../../realtime/inbox-sockets.ts";
+import { KEY_SWEEP_MS, type InboxSockets } from "../../realtime/inbox-sockets.ts";
+import type { MintedTokenCheck } from "../api-key-tokens.ts";
 import type { AppEnv } from "../app-env.ts";
 import { bearerCredentials, bearerValue } from "../auth.ts";
 import { ApiError } from "../errors.ts";
 import { answers, BEARER } from "../openapi.ts";
+import { PROFILE_HEADER } from "../profile.ts";
 import { refuseInvalid } from "../validation.ts";
 
 const openWebSocket = createRoute({
@@ -18,7 +20,7 @@ const openWebSocket = createRoute({
   security: [{ [BEARER]: [] }],
   summary: "Open the WebSocket of inbox news",
   description:
-    'Authenticated like every route (token in Authorization, or in access_token), before the upgrade. Then text frames `{"type": "new_msg" | "delivered" | "recipients_added", "data": <message object as in GET /fmsg, in the profile chosen when the socket opened>}`: new_msg when a message becomes visible to the identity as a recipient, recipients_added when a message it takes part in gets an add-to batch, delivered when its own message reaches a recipient. The server pings every 45 s; when the token expires the socket is closed with code 4001 ("token expired"), at shutdown with 1001.',
+    'Authenticated like every route (token in Authorization, or in access_token), before the upgrade. Then text frames `{"type": "new_msg" | "delivered" | "recipients_added", "data": <message object as in GET /fmsg, in the profile chosen when the socket opened>}`: new_msg when a message becomes visible to the identity as a recipient, recipients_added when a message it takes part in gets an add-to batch, delivered when its own message reaches a recipient. The server pings every 45 s; when the token expires the socket is closed with code 4001 ("token expired"); a socket opened with a token from POST /fmsg/token is closed with 4001 ("api key revoked") within 5 s of its API key being revoked, rotated or expiring; at shutdown with 1001. The 101 answer carries `Fmsg-Profile`, the profile of the frames.',
   request: { query: WebSocketQuery },
   responses: answers(
     { 101: { description: "Switched to the WebSocket protocol." } },
@@ -26,17 +28,21 @@ const openWebSocket = createRoute({
   ),
 });
 
-/** A request Hono's helper could not upgrade (no WebSocket handshake in it). */
+/** A request Bun could not upgrade (no WebSocket handshake in it). */
 const notAHandshake = () => new ApiError(426, "websocket upgrade required", { Upgrade: "websocket" });
 
-export function webSocketRoutes(sockets: InboxSockets) {
-  return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid }).openapi(openWebSocket, async (c) => {
+/** `mintedTokens` re-checks, while the socket is open, the API key behind a token from POST /fmsg/token. */
+export function webSocketRoutes(sockets: InboxSockets, mintedTokens?: MintedTokenCheck) {
+  return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid }).openapi(openWebSocket, (c) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw notAHandshake();
     // The token passed the auth middleware; its exp bounds the socket's life (none: close at once).
     const token = bearerValue(bearerCredentials(c)) ?? "";
     const expiresAt = (verifiedTokenExpiry(token) ?? 0) * 1000;
+    // The key sweep runs every KEY_SWEEP_MS and accepts key states that old: closed within 5 s.
+    const keyCheck = mintedTokens?.standingCheck(token, KEY_SWEEP_MS) ?? undefined;
     const { identity: address, profile } = c.var;
-    const upgraded = await upgradeToWebSocket(c, (peer) => sockets.add({ address, profile, expiresAt, peer }));
+    // Bun writes the 101 itself, past the middleware that names the profile on every other answer.
+    const upgraded = upgradeToWebSocket(c, (peer) => sockets.add({ address, profile, expiresAt, keyCheck, peer }), { [PROFILE_HEADER]: profile });
     if (!upgraded) throw notAHandshake();
     return upgraded;
   });
