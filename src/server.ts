@@ -28,7 +28,7 @@ import { webSocketHandler } from "./lib/bun.ts";
 import { fileRows } from "./db/files.ts";
 import { armCrashPoint } from "./lib/crash-point.ts";
 import { ensureDir } from "./storage/atomic-file.ts";
-import { sweepDataDir } from "./storage/sweep.ts";
+import { sweepDataDir, sweepGraceMs } from "./storage/sweep.ts";
 import { shortTextCache } from "./messages/read-messages.ts";
 
 /**
@@ -87,8 +87,9 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     // Serving works without them, only slower or with fmsgd's older trigger behaviour: say so loudly.
     for (const problem of schema.warnings) log({ level: "warn", msg: "schema differs from what migrate installs", object: problem });
     await ensureDir(config.dataDir);
-    // Safe beside other instances writing: it removes only leftovers older than SWEEP_GRACE_MS.
-    const swept = await sweepDataDir(config.dataDir, fileRows(sql));
+    // Safe beside other instances writing: it removes only leftovers older than any write can take
+    // from placing its file to COMMIT under this server's statement timeout.
+    const swept = await sweepDataDir(config.dataDir, fileRows(sql), { graceMs: sweepGraceMs(config.statementTimeoutMs) });
     if (swept.tempFiles + swept.orphanFiles + swept.orphanFolders + swept.tooRecent > 0) {
       log({ level: "info", msg: "removed files left by an interrupted write", ...swept });
     }

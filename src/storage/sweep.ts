@@ -16,8 +16,8 @@ import { ALT_SLOT, removeTree, TEMP_PREFIX } from "./atomic-file.ts";
  * within the pool's idle_in_transaction_session_timeout (60 s), or PostgreSQL ends the
  * transaction. So even if every step ran to its limit, a file untouched for 9 × 70 s = 10.5 min
  * can no longer be committed by anyone; 15 min leaves a few minutes for the clocks of hosts
- * sharing a network file system. A statement_timeout above 40 s stretches that worst case past
- * 15 min.
+ * sharing a network file system. A longer statement_timeout lengthens the grace with it
+ * (sweepGraceMs).
  *
  * Before the rename there is no such bound (a request may wait for a pool connection), and none is
  * needed: a temp file (or a new draft's whole folder) the sweep removes then only makes that write
@@ -26,6 +26,18 @@ import { ALT_SLOT, removeTree, TEMP_PREFIX } from "./atomic-file.ts";
  * the server's idle timeout.
  */
 export const SWEEP_GRACE_MS = 15 * 60_000;
+
+/** Statements a write may still run after placing its file (COMMIT included), and the pause allowed before each. */
+const STEPS_AFTER_PLACING = 9;
+/** The pool's idle_in_transaction_session_timeout (src/db/pool.ts). */
+const IDLE_IN_TRANSACTION_MS = 60_000;
+/** What SWEEP_GRACE_MS leaves over the default worst case, for clocks that differ. */
+const CLOCK_MARGIN_MS = SWEEP_GRACE_MS - STEPS_AFTER_PLACING * (10_000 + IDLE_IN_TRANSACTION_MS);
+
+/** The grace period for a server whose statements end within `statementTimeoutMs` (never below SWEEP_GRACE_MS). */
+export function sweepGraceMs(statementTimeoutMs: number): number {
+  return Math.max(SWEEP_GRACE_MS, STEPS_AFTER_PLACING * (statementTimeoutMs + IDLE_IN_TRANSACTION_MS) + CLOCK_MARGIN_MS);
+}
 
 /** What the database says about message folders: the files each existing message's rows point to. */
 export type FileRows = {
@@ -38,6 +50,8 @@ export type FileRows = {
 export type SweepOptions = {
   /** Now, in ms since the epoch (tests move it past the grace period instead of waiting). */
   now?: () => number;
+  /** How long a leftover must be untouched (default SWEEP_GRACE_MS; the server passes sweepGraceMs). */
+  graceMs?: number;
 };
 
 export type SweepCounts = {
@@ -135,7 +149,7 @@ const isTemp = (s: Seen) => s.path.slice(s.path.lastIndexOf("/") + 1).startsWith
  *   crashed between COMMIT and removing the old file, or before COMMIT after placing the new one);
  * - the folder of an id that was handed out but has no row (a create that never committed, or a
  *   delete that crashed before removing the folder).
- * Each only once it (for a folder: everything in it) is older than SWEEP_GRACE_MS; younger ones are
+ * Each only once it (for a folder: everything in it) is older than the grace period; younger ones are
  * counted as tooRecent and left to a later start. Other instances may be writing meanwhile, so every
  * folder is looked at before its rows are read: a write that touched a file longer than the grace
  * period before that look has committed by then, and the rows show it. A folder whose message row
@@ -143,6 +157,7 @@ const isTemp = (s: Seen) => s.path.slice(s.path.lastIndexOf("/") + 1).startsWith
  */
 export async function sweepDataDir(root: string, rows: FileRows, opts: SweepOptions = {}): Promise<SweepCounts> {
   const now = opts.now ?? Date.now;
+  const grace = opts.graceMs ?? SWEEP_GRACE_MS;
   const counts: SweepCounts = { tempFiles: 0, orphanFiles: 0, orphanFolders: 0, tooRecent: 0 };
   const folders = new Map<number, string>();
   for (const domain of await subdirs(root)) {
@@ -162,7 +177,7 @@ export async function sweepDataDir(root: string, rows: FileRows, opts: SweepOpti
     const known = await rows.filesOf(batch);
     for (const id of batch) {
       const view = views.get(id)!;
-      const old = (t: number) => t <= view.lookedAt - SWEEP_GRACE_MS;
+      const old = (t: number) => t <= view.lookedAt - grace;
       const removeFile = async (seen: Seen, count: "tempFiles" | "orphanFiles") => {
         const outcome = old(touched(seen)) ? await removeIfUnchanged(seen, unlink) : "kept";
         if (outcome === "removed") counts[count]++;

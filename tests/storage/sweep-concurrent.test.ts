@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import postgres from "postgres";
 import { fileRows } from "../../src/db/files.ts";
 import { openPool, type Sql } from "../../src/db/pool.ts";
-import { SWEEP_GRACE_MS, sweepDataDir, type FileRows } from "../../src/storage/sweep.ts";
+import { SWEEP_GRACE_MS, sweepDataDir, sweepGraceMs, type FileRows } from "../../src/storage/sweep.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { ALICE, BOB, createDraft } from "../helpers/messages.ts";
 import { draft, startTestServer, type TestServer } from "../helpers/server.ts";
@@ -107,6 +107,18 @@ describe("leftovers by age", () => {
     expect((await readdir(dirname(w.body))).sort()).toEqual(["attach", "data.txt"]);
     expect(await exists(w.body)).toBe(true);
     expect(await exists(w.newDraft)).toBe(false);
+  });
+
+  test("a longer statement timeout lengthens the grace period: what a 15-minute grace removes, the longer one keeps", async () => {
+    expect(sweepGraceMs(10_000)).toBe(SWEEP_GRACE_MS);
+    expect(sweepGraceMs(100)).toBe(SWEEP_GRACE_MS);
+    const long = sweepGraceMs(600_000); // the largest FMSG_API_DB_STATEMENT_TIMEOUT_MS the config takes
+    expect(long).toBe(9 * (600_000 + 60_000) + SWEEP_GRACE_MS - 9 * 70_000);
+    const root = await dataDir();
+    await writesInFlight(root, 11, 12);
+    const at = later(SWEEP_GRACE_MS + 60_000);
+    expect(await sweepDataDir(root, fileRows(appSql), { now: at, graceMs: long })).toEqual({ tempFiles: 0, orphanFiles: 0, orphanFolders: 0, tooRecent: 3 });
+    expect(await sweepDataDir(root, fileRows(appSql), { now: later(long + 60_000), graceMs: long })).toEqual({ tempFiles: 1, orphanFiles: 1, orphanFolders: 1, tooRecent: 0 });
   });
 
   test("a file written long ago but renamed into place just now is recent: the rename counts, not its mtime", async () => {
