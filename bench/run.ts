@@ -6,7 +6,7 @@
 //
 //   bun run bench                   full run (rewrites BENCHMARKS.md)
 //   bun run bench --quick           short smoke run (1 s runs, fewer waiters); BENCHMARKS.md untouched
-//   bun run bench --only=read,inbox selected scenarios (read inbox compose journal feed waiters websockets attachment footprint growth)
+//   bun run bench --only=read,inbox selected scenarios (read inbox compose journal feed waiters websockets attachment footprint instances growth)
 //   bun run bench --render=bench/results/<timestamp>.json
 //                                   re-renders BENCHMARKS.md from a saved full run (after editing
 //                                   bench/ANALYSIS.md), without measuring anything
@@ -25,13 +25,14 @@ import { composeScenario } from "./scenarios/compose.ts";
 import { feedScenario } from "./scenarios/feed.ts";
 import { footprintScenario } from "./scenarios/footprint.ts";
 import { growthScenario } from "./scenarios/growth.ts";
+import { instancesScenario } from "./scenarios/instances.ts";
 import { inboxScenario } from "./scenarios/inbox.ts";
 import { journalScenario } from "./scenarios/journal.ts";
 import { readScenario } from "./scenarios/read.ts";
 import { waitersScenario } from "./scenarios/waiters.ts";
 import { webSocketsScenario } from "./scenarios/websockets.ts";
 
-const ALL = ["read", "inbox", "compose", "journal", "feed", "waiters", "websockets", "attachment", "footprint", "growth"] as const;
+const ALL = ["read", "inbox", "compose", "journal", "feed", "waiters", "websockets", "attachment", "footprint", "instances", "growth"] as const;
 type ScenarioId = (typeof ALL)[number];
 
 const args = process.argv.slice(2);
@@ -181,6 +182,11 @@ try {
   if (only.includes("footprint")) {
     // Quick runs idle 3 s instead of 10 s before reading the settled RSS.
     await scenario("footprint", () => footprintScenario(ctx, { runs: settings.runs, idleSeconds: quick ? 3 : 10 }));
+  }
+  if (only.includes("instances")) {
+    const dataDir = join(tmp, "data-instances");
+    mkdirSync(dataDir);
+    await scenario("instances", () => instancesScenario(ctx, dataDir));
   }
   if (only.includes("growth")) {
     // A database of its own, seeded, grown to 2,000,000 messages and dropped (see scenarios/growth.ts).
