@@ -34,13 +34,22 @@ type SocketData = { opened(peer: WebSocketPeer): void; closed(): void };
  */
 export const webSocketHandler = {
   open(ws) {
-    ws.data.opened({ send: (text) => ws.send(text), ping: () => ws.ping(), close: (code, reason) => ws.close(code, reason) });
+    // A throw here would escape into Bun's event loop: the socket is closed instead.
+    try {
+      ws.data.opened({ send: (text) => ws.send(text), ping: () => ws.ping(), close: (code, reason) => ws.close(code, reason) });
+    } catch {
+      ws.close(1011, "internal error");
+    }
   },
   message() {
     // Clients have nothing to say on this socket; their frames are read and dropped.
   },
   close(ws) {
-    ws.data.closed();
+    try {
+      ws.data.closed();
+    } catch {
+      // Nothing more to do: the socket is gone either way, and Bun must not see the throw.
+    }
   },
   idleTimeout: WEBSOCKET_IDLE_SECONDS,
   sendPings: false,
@@ -65,5 +74,9 @@ export function upgradeToWebSocket<E extends Env & { Bindings: BunBindings }>(
   if (!server || typeof server.upgrade !== "function") return null;
   let onClose: (() => void) | undefined;
   const data: SocketData = { opened: (peer) => (onClose = onOpen(peer)), closed: () => onClose?.() };
-  return server.upgrade(c.req.raw, { data, headers }) ? new Response(null) : null;
+  try {
+    return server.upgrade(c.req.raw, { data, headers }) ? new Response(null) : null;
+  } catch {
+    return null; // a handshake Bun refuses: answered as "nothing to upgrade" (426)
+  }
 }
