@@ -6,7 +6,7 @@ import { latestEventSeqs } from "./db/events.ts";
 import { latestInboxIds } from "./db/messages.ts";
 import { confirmNotified } from "./db/wake-confirm.ts";
 import { openDatabase } from "./db/open-database.ts";
-import type { Sql } from "./db/pool.ts";
+import { IDLE_IN_TRANSACTION_MS, type Sql } from "./db/pool.ts";
 import { migrate } from "./db/schema.ts";
 import { checkSchema, type SchemaReport } from "./db/schema-check.ts";
 import { retryLocalDeliveries } from "./delivery/local-delivery.ts";
@@ -89,7 +89,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     await ensureDir(config.dataDir);
     // Safe beside other instances writing: it removes only leftovers older than any write can take
     // from placing its file to COMMIT under this server's statement timeout.
-    const swept = await sweepDataDir(config.dataDir, fileRows(sql), { graceMs: sweepGraceMs(config.statementTimeoutMs) });
+    const swept = await sweepDataDir(config.dataDir, fileRows(sql), { graceMs: sweepGraceMs(config.statementTimeoutMs, IDLE_IN_TRANSACTION_MS) });
     if (swept.tempFiles + swept.orphanFiles + swept.orphanFolders + swept.tooRecent > 0) {
       log({ level: "info", msg: "removed files left by an interrupted write", ...swept });
     }

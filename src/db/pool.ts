@@ -20,7 +20,7 @@ export type PoolOptions = {
 /** Connecting to a database that does not answer fails after this long (seconds), not a minute. */
 const CONNECT_TIMEOUT_SECONDS = 5;
 /** A transaction left idle (a request stuck on the disk between statements) is ended by PostgreSQL. */
-const IDLE_IN_TRANSACTION_MS = 60_000;
+export const IDLE_IN_TRANSACTION_MS = 60_000;
 
 /**
  * Startup parameters of a PostgreSQL connection: no JIT (it compiled the batched wake-up query, ~150 ms

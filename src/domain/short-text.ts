@@ -1,4 +1,5 @@
 // short_text: the opening of a text body, cut back to a whole UTF-8 character.
+import { BoundedMap } from "../lib/bounded-map.ts";
 import { parseMediaType } from "./media-type.ts";
 
 const UTF8_CHARSETS = new Set(["utf-8", "utf8", "us-ascii"]);
@@ -11,14 +12,12 @@ export function hasShortText(type: string): boolean {
   const known = decided.get(type);
   if (known !== undefined) return known;
   const answer = decide(type);
-  if (decided.size >= DECIDED_TYPES) decided.clear();
   decided.set(type, answer);
   return answer;
 }
 
 /** A host sees few distinct media types; every listed message asks about one. */
-const DECIDED_TYPES = 256;
-const decided = new Map<string, boolean>();
+const decided = new BoundedMap<string, boolean>(256);
 
 function decide(type: string): boolean {
   const parsed = parseMediaType(type);

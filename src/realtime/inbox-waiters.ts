@@ -185,10 +185,8 @@ export class InboxWaiters {
     try {
       latest = await this.latestIds([...since].map(([addr, sinceId]) => ({ addr, sinceId })));
     } catch (err) {
-      // Never throw: this runs from notification callbacks. The waiters' timeouts still run.
-      this.log({ level: "error", msg: "inbox check failed", error: String(err) });
-      this.retryLater(buckets);
-      this.failureHook();
+      // The waiters' timeouts still run meanwhile.
+      this.checkFailed(err, buckets);
       return;
     }
     for (const bucket of buckets) {
@@ -259,10 +257,8 @@ export class InboxWaiters {
     try {
       answer = await confirm(candidates);
     } catch (err) {
-      // Never throw: this runs from notification callbacks. The full query takes over these waiters.
-      this.log({ level: "error", msg: "inbox check failed", error: String(err) });
-      this.retryLater([...new Set(batch.map((n) => n.bucket))]);
-      this.failureHook();
+      // The full query takes over these waiters.
+      this.checkFailed(err, [...new Set(batch.map((n) => n.bucket))]);
       return;
     }
     const best = new Map<Waiter, number>();
@@ -275,6 +271,16 @@ export class InboxWaiters {
     if (answer.doubtful.length === 0) return;
     for (const i of answer.doubtful) this.markDirty(addressBucket(candidates[i]!.addr));
     this.schedule();
+  }
+
+  /**
+   * A failed check or confirmation never throws (both run from notification callbacks): logged,
+   * these buckets re-checked later, and the listener told that notifications may be getting lost.
+   */
+  private checkFailed(err: unknown, buckets: string[]): void {
+    this.log({ level: "error", msg: "inbox check failed", error: String(err) });
+    this.retryLater(buckets);
+    this.failureHook();
   }
 
   /** One timer for all failed buckets, however many checks failed meanwhile. */

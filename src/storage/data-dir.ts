@@ -2,6 +2,7 @@
 import { realpath } from "node:fs/promises";
 import { dirname, resolve, sep } from "node:path";
 import { parseAddress } from "../domain/address.ts";
+import { BoundedMap } from "../lib/bounded-map.ts";
 
 export class UnsafePathError extends Error {}
 
@@ -58,8 +59,8 @@ export function inside(dataDir: string, path: string): string {
   return full;
 }
 
-/** The data directory's own real path, per configured spelling; only a successful answer is kept. */
-const realRoots = new Map<string, string>();
+/** The data directory's own real path, per configured spelling (only tests open many); only a successful answer is kept. */
+const realRoots = new BoundedMap<string, string>(64);
 
 /**
  * The root is resolved once (it is a mount point or a folder the operator set up, not something
@@ -70,7 +71,6 @@ async function realRoot(dataDir: string): Promise<string> {
   if (known !== undefined) return known;
   const root = await realpath(resolve(dataDir)).catch(() => null);
   if (root === null) return resolve(dataDir);
-  if (realRoots.size >= 64) realRoots.clear(); // only tests open many data directories in one process
   realRoots.set(dataDir, root);
   return root;
 }

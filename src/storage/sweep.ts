@@ -27,16 +27,17 @@ import { ALT_SLOT, removeTree, TEMP_PREFIX } from "./atomic-file.ts";
  */
 export const SWEEP_GRACE_MS = 15 * 60_000;
 
-/** Statements a write may still run after placing its file (COMMIT included), and the pause allowed before each. */
+/** Statements a write may still run after placing its file (COMMIT included). */
 const STEPS_AFTER_PLACING = 9;
-/** The pool's idle_in_transaction_session_timeout (src/db/pool.ts). */
-const IDLE_IN_TRANSACTION_MS = 60_000;
-/** What SWEEP_GRACE_MS leaves over the default worst case, for clocks that differ. */
-const CLOCK_MARGIN_MS = SWEEP_GRACE_MS - STEPS_AFTER_PLACING * (10_000 + IDLE_IN_TRANSACTION_MS);
+/** What SWEEP_GRACE_MS leaves over the default worst case (9 × (10 s + 60 s)), for clocks that differ. */
+const CLOCK_MARGIN_MS = 4.5 * 60_000;
 
-/** The grace period for a server whose statements end within `statementTimeoutMs` (never below SWEEP_GRACE_MS). */
-export function sweepGraceMs(statementTimeoutMs: number): number {
-  return Math.max(SWEEP_GRACE_MS, STEPS_AFTER_PLACING * (statementTimeoutMs + IDLE_IN_TRANSACTION_MS) + CLOCK_MARGIN_MS);
+/**
+ * The grace period for a server whose statements end within `statementTimeoutMs` and whose
+ * transactions may idle `idleInTransactionMs` before each (never below SWEEP_GRACE_MS).
+ */
+export function sweepGraceMs(statementTimeoutMs: number, idleInTransactionMs: number): number {
+  return Math.max(SWEEP_GRACE_MS, STEPS_AFTER_PLACING * (statementTimeoutMs + idleInTransactionMs) + CLOCK_MARGIN_MS);
 }
 
 /** What the database says about message folders: the files each existing message's rows point to. */

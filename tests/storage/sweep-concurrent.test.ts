@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import postgres from "postgres";
 import { fileRows } from "../../src/db/files.ts";
-import { openPool, type Sql } from "../../src/db/pool.ts";
+import { IDLE_IN_TRANSACTION_MS, openPool, type Sql } from "../../src/db/pool.ts";
 import { SWEEP_GRACE_MS, sweepDataDir, sweepGraceMs, type FileRows } from "../../src/storage/sweep.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { ALICE, BOB, createDraft } from "../helpers/messages.ts";
@@ -110,9 +110,9 @@ describe("leftovers by age", () => {
   });
 
   test("a longer statement timeout lengthens the grace period: what a 15-minute grace removes, the longer one keeps", async () => {
-    expect(sweepGraceMs(10_000)).toBe(SWEEP_GRACE_MS);
-    expect(sweepGraceMs(100)).toBe(SWEEP_GRACE_MS);
-    const long = sweepGraceMs(600_000); // the largest FMSG_API_DB_STATEMENT_TIMEOUT_MS the config takes
+    expect(sweepGraceMs(10_000, IDLE_IN_TRANSACTION_MS)).toBe(SWEEP_GRACE_MS);
+    expect(sweepGraceMs(100, IDLE_IN_TRANSACTION_MS)).toBe(SWEEP_GRACE_MS);
+    const long = sweepGraceMs(600_000, IDLE_IN_TRANSACTION_MS); // the largest FMSG_API_DB_STATEMENT_TIMEOUT_MS the config takes
     expect(long).toBe(9 * (600_000 + 60_000) + SWEEP_GRACE_MS - 9 * 70_000);
     const root = await dataDir();
     await writesInFlight(root, 11, 12);
