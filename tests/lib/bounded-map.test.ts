@@ -41,6 +41,38 @@ describe("BoundedMap", () => {
     expect(m.size).toBe(0);
   });
 
+  test("evicts in least-recently-used order through long runs of reads, writes, deletes and clears", () => {
+    // A plain array model of LRU order against the Map-with-one-iterator implementation: eviction
+    // must keep picking the true oldest after thousands of moves, evictions, deletes and a clear.
+    const max = 50;
+    const m = new BoundedMap<string, number>(max);
+    let model: string[] = [];
+    let seed = 7;
+    const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    for (let step = 0; step < 20_000; step++) {
+      const key = `k${random(120)}`;
+      const op = random(20);
+      if (op < 9) {
+        m.set(key, step);
+        model = [...model.filter((k) => k !== key), key];
+        if (model.length > max) model.shift();
+      } else if (op < 18) {
+        const had = model.includes(key);
+        expect(m.get(key) !== undefined).toBe(had);
+        if (had) model = [...model.filter((k) => k !== key), key];
+      } else if (op < 19) {
+        m.delete(key);
+        model = model.filter((k) => k !== key);
+      } else if (step % 5000 === 0) {
+        m.clear();
+        model = [];
+      }
+      expect(m.size).toBe(model.length);
+    }
+    // Reading every model key in order leaves the order unchanged, so the comparison is exact.
+    expect(model.every((k) => m.get(k) !== undefined)).toBe(true);
+  });
+
   test.each([0, -1, 1.5, Number.NaN])("size %p is refused", (size) => {
     expect(() => new BoundedMap(size)).toThrow(RangeError);
   });
