@@ -3,7 +3,14 @@ const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 
 type Histogram = { counts: number[]; sum: number; count: number };
 
-const label = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+/** Methods and route patterns are a small fixed set: each is escaped once, not on every request. */
+const escaped = new Map<string, string>();
+const label = (v: string) => {
+  let out = escaped.get(v);
+  if (out === undefined && escaped.size < 1024) escaped.set(v, (out = escapeLabel(v)));
+  return out ?? escapeLabel(v);
+};
 
 export class Metrics {
   private readonly requests = new Map<string, number>();
@@ -19,9 +26,7 @@ export class Metrics {
     const hkey = `method="${label(method)}",route="${label(route)}"`;
     let h = this.latency.get(hkey);
     if (!h) this.latency.set(hkey, (h = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 }));
-    BUCKETS.forEach((b, i) => {
-      if (seconds <= b) h.counts[i]!++;
-    });
+    for (let i = BUCKETS.length - 1; i >= 0 && seconds <= BUCKETS[i]!; i--) h.counts[i]!++;
     h.sum += seconds;
     h.count++;
   }

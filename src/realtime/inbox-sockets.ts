@@ -103,6 +103,9 @@ export class InboxSockets {
   /** News about a message for these addresses; answered in a batch with whatever else arrives in the same tick. */
   notify(notice: Notice): void {
     if (this.closed) return;
+    // Nobody connected for these addresses: nothing to queue. A commit to 10,000 recipients raises
+    // 20,000 notifications (new_msg and delivered), which would otherwise each be queued and walked.
+    if (this.byBucket.size === 0 || !notice.addresses.some((a) => this.byBucket.has(addressBucket(a)))) return;
     const key = `${notice.kind}:${notice.msgId}`;
     let entry = this.pending.get(key);
     if (!entry) this.pending.set(key, (entry = { kind: notice.kind, msgId: notice.msgId, addresses: new Set() }));
