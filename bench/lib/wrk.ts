@@ -35,12 +35,16 @@ export async function ensureWrk(): Promise<string> {
   return version.replace(/\s*Copyright.*$/, "").trim();
 }
 
-/** One wrk run; `threads` 2 on this 2-core host; the Lua script adds the token and reports JSON. */
-export async function wrk(url: string, opts: { connections: number; seconds: number; token?: string; threads?: number }): Promise<WrkResult> {
+/**
+ * One wrk run; `threads` 2 on this 2-core host; the Lua script adds the token and reports JSON.
+ * `spread` ("host:port" each): thread i connects to the i-th of them in turn instead of the URL's
+ * host (same path), so the connections divide evenly over several instances.
+ */
+export async function wrk(url: string, opts: { connections: number; seconds: number; token?: string; threads?: number; spread?: string[] }): Promise<WrkResult> {
   const threads = Math.min(opts.threads ?? 2, opts.connections);
   const out = await run(
     ["wrk", `-t${threads}`, `-c${opts.connections}`, `-d${opts.seconds}s`, "--timeout", "10s", "-s", SCRIPT, url],
-    { env: { BENCH_TOKEN: opts.token ?? "" } },
+    { env: { BENCH_TOKEN: opts.token ?? "", BENCH_SPREAD: (opts.spread ?? []).join(",") } },
   );
   const line = out.split("\n").find((l) => l.startsWith("WRKJSON "));
   if (!line) throw new Error(`wrk printed no result:\n${out}`);

@@ -12,20 +12,13 @@ import { wrk, type WrkResult } from "../lib/wrk.ts";
 /** The machine's Redis, a database number of its own; keys expire by themselves (token buckets). */
 const REDIS = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379/13";
 
-/** Two wrk runs side by side, one per instance, as one figure: requests summed, latencies the worse of the two. */
-async function roundRobin(urls: [string, string], connections: number, seconds: number, token: string): Promise<WrkResult> {
-  const half = Math.max(1, Math.floor(connections / 2));
-  const [x, y] = await Promise.all(urls.map((url) => wrk(url, { connections: half, seconds, token })));
-  return {
-    rps: x!.rps + y!.rps,
-    p50Ms: Math.max(x!.p50Ms, y!.p50Ms),
-    p90Ms: Math.max(x!.p90Ms, y!.p90Ms),
-    p99Ms: Math.max(x!.p99Ms, y!.p99Ms),
-    maxMs: Math.max(x!.maxMs, y!.maxMs),
-    requests: x!.requests + y!.requests,
-    errors: x!.errors + y!.errors,
-    statusErrors: x!.statusErrors + y!.statusErrors,
-  };
+/**
+ * One wrk process whose two threads connect to one instance each (half the connections each), as a
+ * client-side round robin: the same load generator, threads and statistics as the one-instance runs.
+ */
+function roundRobin(urls: [string, string], connections: number, seconds: number, token: string): Promise<WrkResult> {
+  const spread = urls.map((u) => new URL(u).host);
+  return wrk(urls[0], { connections: Math.max(2, connections), seconds, token, threads: 2, spread });
 }
 
 export async function instancesScenario(ctx: Ctx, dataDir: string): Promise<ScenarioResult> {
@@ -38,6 +31,9 @@ export async function instancesScenario(ctx: Ctx, dataDir: string): Promise<Scen
     servers.push(a);
     const b = await startServer("ours-b", ["bun", "src/main.ts", "serve"], ctx.serverEnv(dataDir, shared), "/readyz");
     servers.push(b);
+    // The second process alone, without the shared limit: what two instances cost on these cores.
+    const second = await startServer("ours-second", ["bun", "src/main.ts", "serve"], ctx.serverEnv(dataDir), "/readyz");
+    servers.push(second);
 
     const sender = "@instances.sender@bench.example";
     const reader = "@instances.reader@bench.example";
@@ -46,13 +42,14 @@ export async function instancesScenario(ctx: Ctx, dataDir: string): Promise<Scen
     await send(a.url, ctx.token(sender), id);
     const token = ctx.token(reader);
     const path = `/fmsg/${id}`;
-    const bodies = await Promise.all([alone, a, b].map((s) => getText(s.url, path, token)));
+    const bodies = await Promise.all([alone, a, b, second].map((s) => getText(s.url, path, token)));
     if (new Set(bodies).size !== 1) throw new Error("the instances answer the same message differently");
 
     log(`scenario 11: GET ${path} — one instance; one instance with the Redis limit; two instances (Redis limit), round robin`);
     const targets: Target[] = [
       { name: "one", url: `${alone.url}${path}`, token },
       { name: "oneRedis", url: `${a.url}${path}`, token },
+      { name: "twoLocal", run: (c, s) => roundRobin([`${alone.url}${path}`, `${second.url}${path}`], c, s, token) },
       { name: "two", run: (c, s) => roundRobin([`${a.url}${path}`, `${b.url}${path}`], c, s, token) },
     ];
     const m = await wrkMatrix("instances", targets, ctx.settings);
@@ -62,6 +59,7 @@ export async function instancesScenario(ctx: Ctx, dataDir: string): Promise<Scen
     const names: Record<string, string> = {
       one: "one instance (in-process limit)",
       oneRedis: "one instance (limit in Redis)",
+      twoLocal: "two instances (each its own in-process limit), half the connections each",
       two: "two instances (limit in Redis), half the connections each",
     };
     for (const c of ctx.settings.conns) {
@@ -72,18 +70,18 @@ export async function instancesScenario(ctx: Ctx, dataDir: string): Promise<Scen
         figure: "read req/s, two instances (round robin) vs one",
         conns: String(c),
         ours: fmtSpread(two.rps),
-        baseline: `one ${fmtSpread(one.rps)}; one, limit in Redis ${fmtSpread(m.oneRedis![c]!.rps)}`,
+        baseline: `one ${fmtSpread(one.rps)}; one, limit in Redis ${fmtSpread(m.oneRedis![c]!.rps)}; two, in-process limits ${fmtSpread(m.twoLocal![c]!.rps)}`,
         ratio: fmtRatio(two.rps.median / one.rps.median),
         goal: "—",
         result: "info",
       });
-      for (const t of ["one", "oneRedis", "two"]) {
+      for (const t of ["one", "oneRedis", "twoLocal", "two"]) {
         const cell = m[t]![c]!;
         rows.push([names[t]!, String(c), fmtSpread(cell.rps), fmtSpread(cell.p50, 2), fmtSpread(cell.p99, 2), String(cell.errors)]);
       }
     }
     const markdown = [
-      `GET \`${path}\` as a recipient, on three servers of one database and data directory: one with the in-process rate limit, and two whose limit lives in Redis (\`FMSG_API_RATE_STORE=${REDIS}\`), loaded side by side with half the connections each (client-side round robin; latencies: the worse of the two). wrk, ${ctx.settings.runs} × ${ctx.settings.seconds} s per cell after a ${ctx.settings.warmup} s warm-up; median (min–max). On 2 cores two processes cannot add CPU: the figure shows what a second instance and the shared limit cost, not a gain.`,
+      `GET \`${path}\` as a recipient, on four servers of one database and data directory: two with the in-process rate limit, and two whose limit lives in Redis (\`FMSG_API_RATE_STORE=${REDIS}\`). A pair is loaded by one wrk whose two threads connect to one server each (client-side round robin, half the connections each). wrk, ${ctx.settings.runs} × ${ctx.settings.seconds} s per cell after a ${ctx.settings.warmup} s warm-up; median (min–max). On 2 cores two processes cannot add CPU: the figure shows what a second instance and the shared limit cost, not a gain.`,
       "",
       table(["Target", "Conns", "req/s", "p50 ms", "p99 ms", "errors"], rows),
     ].join("\n");

@@ -1,7 +1,22 @@
 -- wrk script of the bench: adds the bearer token (BENCH_TOKEN) and prints one JSON line at the end.
+-- BENCH_SPREAD="host:port,host:port": wrk's threads go to these servers in turn (thread i to the
+-- i-th, round robin), so one wrk process drives several instances with one set of statistics.
 local token = os.getenv("BENCH_TOKEN")
 if token ~= nil and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
+end
+
+local spread = os.getenv("BENCH_SPREAD")
+if spread ~= nil and spread ~= "" then
+  local targets = {}
+  for host, port in string.gmatch(spread, "([^,:]+):(%d+)") do
+    table.insert(targets, wrk.lookup(host, port)[1])
+  end
+  local started = 0
+  setup = function(thread)
+    thread.addr = targets[(started % #targets) + 1]
+    started = started + 1
+  end
 end
 
 done = function(summary, latency, requests)
