@@ -4,7 +4,7 @@
 // test file shares its keys.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { RedisClient } from "bun";
-import { RedisRateStore, REDIS_KEY_PREFIX } from "../../src/http/rate-store-redis.ts";
+import { leaseSize, RedisRateStore, REDIS_KEY_PREFIX } from "../../src/http/rate-store-redis.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startPrivateRedis, type PrivateRedis } from "../helpers/private-redis.ts";
@@ -35,9 +35,9 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function instance(storeUrl: string): Promise<Instance> {
+async function instance(storeUrl: string, env: Record<string, string> = {}): Promise<Instance> {
   const logs: Record<string, unknown>[] = [];
-  const server = await startTestServer({ database: db, env: { ...LIMITED, FMSG_API_RATE_STORE: storeUrl }, log: (line) => logs.push(line) });
+  const server = await startTestServer({ database: db, env: { ...LIMITED, ...env, FMSG_API_RATE_STORE: storeUrl }, log: (line) => logs.push(line) });
   started.push(server);
   return { server, logs };
 }
@@ -221,5 +221,140 @@ describe("RedisRateStore against Redis itself", () => {
     expect((await store.increment("k3")).totalHits).toBe(1);
     expect(store.isShared).toBe(true);
     expect(logs.filter((l) => l.msg === FELL_BACK)).toEqual([]);
+  });
+});
+
+describe("token leases (a burst of 128 or more): several requests per Redis call, never more than the bucket", () => {
+  // A burst of 640 leases 10 tokens per call. The stores are used directly, at a rate so low that no
+  // token comes back during a test, so the counts are exact.
+  const BURST = 640;
+  const L = leaseSize(BURST);
+  const stores: RedisRateStore[] = [];
+  afterAll(() => Promise.all(stores.map((s) => s.close())));
+
+  async function leasing(db: number, rate = 0.001): Promise<RedisRateStore> {
+    const store = new RedisRateStore({ url: `${redis.url}/${db}`, rate, burst: BURST, log: () => {} });
+    stores.push(store);
+    await store.start();
+    return store;
+  }
+
+  /** Requests from `client` alternating between the stores until each has refused one; totalHits of the admitted ones, per store. */
+  async function untilRefused(pair: RedisRateStore[], client: string): Promise<number[][]> {
+    const admitted: number[][] = pair.map(() => []);
+    const refused = new Set<number>();
+    for (let n = 0; refused.size < pair.length; n++) {
+      if (n > 2 * BURST) break; // admitting far more than the burst: the counts below say so
+      const i = n % pair.length;
+      const { totalHits } = await pair[i]!.increment(client);
+      if (totalHits <= BURST) admitted[i]!.push(totalHits);
+      else refused.add(i);
+    }
+    return admitted;
+  }
+
+  const increasing = (hits: number[]) => hits.every((h, i) => i === 0 || h > hits[i - 1]!);
+
+  async function admin(db = 0): Promise<RedisClient> {
+    const client = new RedisClient(`${redis.url}/${db}`);
+    await client.connect();
+    return client;
+  }
+
+  /** EVALSHA and EVAL calls Redis has run (INFO commandstats): one per bucket call. */
+  async function scriptCalls(client: RedisClient): Promise<number> {
+    const info = String(await client.send("INFO", ["commandstats"]));
+    let total = 0;
+    for (const m of info.matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)) total += Number(m[1]);
+    return total;
+  }
+
+  test("two instances alternating for one client admit at most the burst together, then refuse on both", async () => {
+    expect(L).toBe(10);
+    const pair = [await leasing(6), await leasing(6)];
+    const admitted = await untilRefused(pair, "203.0.113.60");
+    const total = admitted[0]!.length + admitted[1]!.length;
+    expect(total).toBeLessThanOrEqual(BURST);
+    expect(total).toBeGreaterThanOrEqual(BURST - 2 * L);
+    for (const store of pair) {
+      for (let i = 0; i < 20; i++) expect((await store.increment("203.0.113.60")).totalHits).toBeGreaterThan(BURST);
+    }
+    // Each instance's totalHits (RateLimit-Remaining) counts on from its leases' grant figures.
+    expect(admitted.map(increasing)).toEqual([true, true]);
+    expect(admitted[0]!.slice(0, 3)).toEqual([1, 2, 3]);
+  });
+
+  test("Redis load: 100 requests with a lease of 10 take about 10 script calls; with burst 4 (lease 1) one per request, as before", async () => {
+    const client = await admin();
+    try {
+      const big = await instance(`${redis.url}/7`, { FMSG_API_RATE_BURST: String(BURST) });
+      let before = await scriptCalls(client);
+      for (let i = 0; i < 100; i++) expect(await hit(big, "203.0.113.61")).toBe(200);
+      const leased = (await scriptCalls(client)) - before;
+      expect(leased).toBeGreaterThanOrEqual(100 / L);
+      expect(leased).toBeLessThanOrEqual(100 / L + 1);
+
+      const small = await instance(`${redis.url}/7`);
+      before = await scriptCalls(client);
+      expect(await statuses([small, small, small, small, small], "203.0.113.62")).toEqual([200, 200, 200, 200, 429]);
+      expect((await scriptCalls(client)) - before).toBe(5);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("30 requests of one client at once on one instance: 3 lease calls, and exactly 30 tokens gone from the shared bucket", async () => {
+    const client = await admin();
+    try {
+      const [a, b] = [await leasing(9), await leasing(9)];
+      const before = await scriptCalls(client);
+      const hits = await Promise.all(Array.from({ length: 30 }, async () => (await a!.increment("203.0.113.64")).totalHits));
+      expect(hits.toSorted((x, y) => x - y)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+      expect((await scriptCalls(client)) - before).toBe(30 / L);
+      // Not a lease per waiting request: the other instance finds 610 tokens, so this is the 31st hit.
+      expect((await b!.increment("203.0.113.64")).totalHits).toBe(31);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("an expired lease's unused tokens go back to the bucket with the instance's next call, so idle leases do not drain it", async () => {
+    // Rate 1000/s: a lease of 10 lives 10 ms; the bucket, drained to about 100, takes over 500 ms to refill.
+    const [a, b] = [await leasing(10, 1000), await leasing(10, 1000)];
+    const client = await admin(10);
+    const bucket = async () => {
+      const [tokens, at] = (await client.send("HMGET", [`${REDIS_KEY_PREFIX}203.0.113.65`, "tokens", "at"])) as [string, string];
+      return { tokens: Number(tokens), at: Number(at) };
+    };
+    try {
+      for (let i = 0; i < 540; i++) await b!.increment("203.0.113.65");
+      await a!.increment("203.0.113.65"); // A leases 10 and spends 1
+      const leasedAt = Date.now();
+      await until(() => Date.now() > leasedAt + 10, "A's lease to expire");
+      const before = await bucket();
+      await a!.increment("203.0.113.65"); // gives back 9, leases 10
+      const after = await bucket();
+      const refilled = before.tokens + ((after.at - before.at) / 1000) * 1000;
+      expect(after.tokens).toBeCloseTo(refilled + (L - 1) - L, 6);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("an instance holding a lease when Redis restarts (empty) drops it: after the return no more than the burst", async () => {
+    const pair = [await leasing(8), await leasing(8)];
+    expect((await pair[0]!.increment("203.0.113.63")).totalHits).toBe(1); // the first instance now holds L - 1 tokens
+    await redis.stop();
+    try {
+      await until(() => pair.every((s) => !s.isShared), "both counting on their own");
+    } finally {
+      await redis.start();
+    }
+    await until(() => pair.every((s) => s.isShared), "both back on Redis");
+    // The restarted Redis gives the client a whole burst; tokens leased before it are not on top of it.
+    const admitted = await untilRefused(pair, "203.0.113.63");
+    const total = admitted[0]!.length + admitted[1]!.length;
+    expect(total).toBeLessThanOrEqual(BURST);
+    expect(total).toBeGreaterThanOrEqual(BURST - 2 * L);
   });
 });
