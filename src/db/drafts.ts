@@ -2,6 +2,9 @@
 import type { Sql, Tx } from "./pool.ts";
 import { arrayLiteral } from "./arrays.ts";
 
+/** A statement that is atomic on its own runs on the pool (autocommit), or inside a caller's transaction. */
+type Db = Sql | Tx;
+
 export type DraftFields = {
   version: number;
   pid: number | null;
@@ -18,7 +21,7 @@ export type DraftFields = {
  * The draft row and its `to` rows (in list order) in one statement. psha256 is written as NULL with
  * every pid so fmsgd's trigger (sql/001_fmsgd.sql) recomputes it.
  */
-export async function insertDraft(tx: Tx, id: number, f: DraftFields, to: string[]): Promise<void> {
+export async function insertDraft(tx: Db, id: number, f: DraftFields, to: string[]): Promise<void> {
   await tx`
     with draft as (
       insert into msg (id, version, pid, no_reply, is_important, is_deflate, time_sent, from_addr,
@@ -129,21 +132,36 @@ export async function deleteDraftRows(tx: Tx, id: number): Promise<void> {
 }
 
 /**
- * Sends `identity`'s draft in one statement: time_sent set, and its pending batches stamped with that
- * time. Null when nothing matched — no such message, not the owner's (lower() decides), or sent
- * already; the row lock the UPDATE takes makes the second of two concurrent sends match nothing.
+ * Sends `identity`'s draft in one statement: time_sent set, its pending batches stamped with that
+ * time, and for each of them the msg_add_to_notify rows insertNotifyRows would write. Null when
+ * nothing matched — no such message, not the owner's (lower() decides), or sent already; the row
+ * lock the UPDATE takes makes the second of two concurrent sends match nothing. One statement is
+ * atomic by itself, so it needs no transaction of its own. fmsgd's row triggers on the notify rows
+ * fire after the whole statement, so they see the message as sent (its NOTIFY checks time_sent).
  */
-export async function markSent(tx: Tx, id: number, identity: string): Promise<{ time: number; batches: number[] } | null> {
-  const rows = await tx<{ time_sent: number; batches: number[] }[]>`
+export async function markSent(sql: Db, id: number, identity: string, ownDomain: string | null): Promise<{ time: number } | null> {
+  const rows = await sql<{ time_sent: number }[]>`
     with sent as (
       update msg set time_sent = extract(epoch from now())
       where id = ${id} and time_sent is null and lower(from_addr) = lower(${identity}::text)
-      returning time_sent),
+      returning time_sent, from_addr),
     stamped as (
-      update msg_add_to_batch b set time_added = sent.time_sent from sent where b.msg_id = ${id} returning b.id)
-    select sent.time_sent, coalesce((select array_agg(id order by id) from stamped), '{}') as batches from sent`;
+      update msg_add_to_batch b set time_added = sent.time_sent from sent where b.msg_id = ${id} returning b.id),
+    participants as (
+      select lower(substring(sent.from_addr from '@([^@]+)$')) as domain from sent
+      union
+      select lower(substring(t.addr from '@([^@]+)$')) from msg_to t where t.msg_id = ${id}),
+    notified as (
+      insert into msg_add_to_notify (batch_id, domain)
+      select s.id, p.domain from stamped s cross join participants p
+      where p.domain is not null
+        and p.domain is distinct from lower(${ownDomain}::text)
+        and not exists (select 1 from msg_add_to a where a.batch_id = s.id and lower(substring(a.addr from '@([^@]+)$')) = p.domain)
+      order by s.id, p.domain
+      on conflict (batch_id, domain) do nothing)
+    select sent.time_sent from sent`;
   const row = rows[0];
-  return row ? { time: row.time_sent, batches: row.batches.map(Number) } : null;
+  return row ? { time: row.time_sent } : null;
 }
 
 /**

@@ -100,15 +100,22 @@ export async function createDraft(deps: MessageDeps, identity: string, input: Me
   const dir = messageDir(deps.dataDir, parseAddress(input.from)!, id);
   try {
     const body = await stageFile(dir, bodyName(bodyExtension(input.type)), bytes);
-    await writeWithRow("create", body, deps.dataDir, (place) =>
-      deps.sql.begin(async (tx) => {
-        // Before place(): a replayed request leaves only its temp file, which writeWithRow removes.
-        await once?.claim(tx);
-        const filepath = await place(null);
-        await insertDraft(tx, id, draftFields(input, { size: body.size, filepath }), input.to);
-        await writePendingBatch(tx, id, input);
-        await once?.record(tx, id);
-      }),
+    const fields = (filepath: string) => draftFields(input, { size: body.size, filepath });
+    await writeWithRow(
+      "create",
+      body,
+      deps.dataDir,
+      once === undefined && !input.add_to?.length
+        ? // The row and its `to` rows are one statement, atomic by itself: no transaction around it.
+          async (place) => insertDraft(deps.sql, id, fields(await place(null)), input.to)
+        : (place) =>
+            deps.sql.begin(async (tx) => {
+              // Before place(): a replayed request leaves only its temp file, which writeWithRow removes.
+              await once?.claim(tx);
+              await insertDraft(tx, id, fields(await place(null)), input.to);
+              await writePendingBatch(tx, id, input);
+              await once?.record(tx, id);
+            }),
       mayHaveCommitted,
     );
   } catch (err) {

@@ -1,7 +1,9 @@
 // POST /fmsg/:id/send and /add-to: atomic decisions, batches, notify rows (the rows fmsgd reads, as sql/001_fmsgd.sql defines them).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import postgres from "postgres";
+import { until } from "../helpers/poll.ts";
 import { ALICE, BOB, CAROL, DAVE, EVE, createDraft, errorOf, sendDraft, sentMessage, snapshot } from "../helpers/messages.ts";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { EMBEDDED, startTestServer, type TestServer } from "../helpers/server.ts";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -32,6 +34,24 @@ describe("POST /fmsg/:id/send", () => {
     expect(batch!.add_to_from).toBe(ALICE);
     // participant domains: example.com (sender, bob), third.net (hosts @z: excluded), carol-host.org
     expect(await notifyDomains(Number(batch!.id))).toEqual(["carol-host.org", "example.com"]);
+  });
+
+  // The embedded database has no second connection to LISTEN on, nor an fmsgd beside it.
+  test.skipIf(EMBEDDED)("fmsgd is woken for each notify row of the sent draft's batch (its trigger sees the message sent)", async () => {
+    // fmsgd's trigger on msg_add_to_notify raises new_msg_to only for a sent message: the send's
+    // notify rows must be written where the trigger already sees time_sent.
+    const listener = postgres(s.db.url, { max: 1, onnotice: () => {} });
+    const heard: string[] = [];
+    try {
+      await listener.listen("new_msg_to", (payload) => heard.push(payload));
+      const id = await createDraft(s, ALICE, [BOB, "@y@carol-host.org"], { add_to: ["@z@third.net"] });
+      await sendDraft(s, ALICE, id);
+      const domains = [`${id},carol-host.org`, `${id},example.com`];
+      await until(() => domains.every((d) => heard.includes(d)), "new_msg_to for every notify row");
+      expect(heard.filter((p) => !p.includes("@")).sort()).toEqual(domains);
+    } finally {
+      await listener.end({ timeout: 5 });
+    }
   });
 
   test("two concurrent sends: exactly one 200, the other 409", async () => {
