@@ -112,9 +112,10 @@ export function finalPathFor(file: Pick<StagedFile, "dir" | "name">, current: st
 
 /**
  * The one write protocol for a row that points at a file (docs/design/file-writes.md).
- * `dbWork` runs the transaction; under its row lock it calls `place(current)` with the path the
- * committed row uses now (null for a new row), which renames the staged file to a path that no
- * committed row uses, fsyncs the folder and returns that path for the row. So at every instant the
+ * `dbWork` runs the transaction (or, for a new row, one statement atomic by itself); under its row
+ * lock it calls `place(current)` with the path the committed row uses now (null for a new row),
+ * which renames the staged file to a path that no committed row uses, fsyncs the folder and
+ * returns that path for the row. So at every instant the
  * committed row points at a complete file: the old one until COMMIT, the new one after. On failure
  * the placed file (referenced by nothing) or the temp file is removed — unless the COMMIT may have
  * happened (`mayHaveCommitted`, a connection lost with it in flight); after success the file the
