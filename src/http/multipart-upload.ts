@@ -99,6 +99,8 @@ export async function withFilePart<T>(req: Request, consume: (part: FilePart) =>
       try {
         // Unknown only for bodies busboy half-rejects; then busboy's own report stands, as it always did.
         const sent = tap.sentHeader(info.mimeType);
+        // Later parts are skipped unread: nobody asks for their headers.
+        tap.passThrough();
         result = consume({ filename: info.filename ?? "", contentType: sent === null ? info.mimeType : sent.contentType, stream });
       } catch (err) {
         result = Promise.reject(err);
