@@ -1,4 +1,4 @@
-// The SQL of baseline (b), copied from src/db/messages.ts (messageColumns, findMessage, listInbox).
+// The SQL of baseline (b), copied from src/db/messages.ts (messageColumns, findMessage, listInbox and its page statement).
 // A copy, so the baseline runs no code of ours; the bench compares the statement text these send
 // with what src sends (bench/lib/capture.ts) and refuses to measure when the copy has drifted.
 import type postgres from "postgres";
@@ -47,25 +47,62 @@ export async function findMessage(sql: Sql, id: number, identity: string): Promi
   return rows[0] ?? null;
 }
 
-export function listInbox(sql: Sql, address: string, limit: number, offset: number): Promise<Row[]> {
+/** The msg columns of a row, in Row order. */
+const FIELDS = ["id", "version", "pid", "no_reply", "is_important", "is_deflate", "time_sent", "from_addr", "topic", "type", "size", "filepath"];
+const fields = (alias: string) => FIELDS.map((f) => `${alias}.${f}`).join(", ");
+
+const BATCHES = `coalesce((select json_agg(json_build_object(
+        'batch_id', b.id, 'add_to_from', b.add_to_from, 'time_added', b.time_added,
+        'recipients', coalesce((select json_agg(${DELIVERY("a")} order by a.id) from msg_add_to a where a.batch_id = b.id), '[]'::json))
+        order by b.id)
+      from msg_add_to_batch b where b.msg_id = m.id), '[]'::json)`;
+
+const ATTACHMENTS = `coalesce((select json_agg(json_build_object(
+        'filename', f.filename, 'size', f.filesize, 'flags', f.flags, 'type', f.type, 'filepath', f.filepath)
+        order by f.position, f.filename)
+      from msg_attachment f where f.msg_id = m.id), '[]'::json)`;
+
+type ListedRow = Omit<Row, "to_delivery"> & { to_addr: string[] | null; to_time_delivered: (number | null)[] | null; to_response_code: (number | null)[] | null };
+
+function toRow({ to_addr, to_time_delivered, to_response_code, ...rest }: ListedRow): Row {
+  const to_delivery = (to_addr ?? []).map((addr, i) => ({ addr, time_delivered: to_time_delivered![i] ?? null, response_code: to_response_code![i] ?? null }));
+  return { ...rest, to_delivery };
+}
+
+export async function listInbox(sql: Sql, address: string, limit: number, offset: number): Promise<Row[]> {
   const take = limit + offset;
   const before = Number.MAX_SAFE_INTEGER;
-  return sql<Row[]>`
-    with page as (
-      select id from (
-        (select t.msg_id as id from msg_to t
-          where (lower(t.addr), t.msg_id) < (lower(${address}::text), ${before}::int8)
-            and lower(t.addr) = lower(${address}::text)
-            and (select s.time_sent from msg s where s.id = t.msg_id) is not null
-          order by lower(t.addr) desc, t.msg_id desc limit ${take})
-        union
-        (select a.msg_id as id from msg_add_to a
-          where (lower(a.addr), a.msg_id) < (lower(${address}::text), ${before}::int8)
-            and lower(a.addr) = lower(${address}::text)
-            and (select s.time_sent from msg s where s.id = a.msg_id) is not null
-          order by lower(a.addr) desc, a.msg_id desc limit ${take})
-      ) ids
-      order by id desc limit ${limit} offset ${offset}
-    )
-    select ${columns(sql, address)} from msg m where m.id in (select id from page) order by m.id desc`;
+  const msg = sql.unsafe(`select ${fields("s")} from msg s where s.time_sent is not null`);
+  const page = sql`
+    select distinct on (r.id) ${sql.unsafe(fields("r"))}, r.time_read from (
+      (select s.*, t.time_read, true as via_to from msg_to t
+        cross join lateral (${msg} and s.id = t.msg_id offset 0) s
+        where (lower(t.addr), t.msg_id) < (lower(${address}::text), ${before}::int8)
+          and lower(t.addr) = lower(${address}::text)
+        order by lower(t.addr) desc, t.msg_id desc limit ${take})
+      union all
+      (select s.*, a.time_read, false from msg_add_to a
+        cross join lateral (${msg} and s.id = a.msg_id offset 0) s
+        where (lower(a.addr), a.msg_id) < (lower(${address}::text), ${before}::int8)
+          and lower(a.addr) = lower(${address}::text)
+        order by lower(a.addr) desc, a.msg_id desc limit ${take})
+    ) r
+    order by r.id desc, r.time_read is null, r.via_to desc limit ${limit} offset ${offset}`;
+  const rows = await sql<ListedRow[]>`
+    with page as materialized (${page}),
+    to_lists as materialized (
+      select t.msg_id, json_agg(t.addr) as addr, json_agg(t.time_delivered) as time_delivered, json_agg(t.response_code) as response_code
+      from (select t.msg_id, t.addr, t.time_delivered, t.response_code from msg_to t
+            where t.msg_id = any(array(select id from page)) order by t.msg_id, t.id) t
+      group by t.msg_id)
+    select ${sql.unsafe(fields("m"))},
+      l.addr as to_addr, l.time_delivered as to_time_delivered, l.response_code as to_response_code,
+      case when m.id = any(array(select b.msg_id from msg_add_to_batch b where b.msg_id = any(array(select id from page))))
+        then ${sql.unsafe(BATCHES)} else '[]'::json end as batches,
+      m.time_read,
+      case when m.id = any(array(select f.msg_id from msg_attachment f where f.msg_id = any(array(select id from page))))
+        then ${sql.unsafe(ATTACHMENTS)} else '[]'::json end as attachments
+    from page m left join to_lists l on l.msg_id = m.id
+    order by m.id desc`;
+  return rows.map(toRow);
 }

@@ -1,4 +1,5 @@
 // Reading messages: one message with its recipients, batches and attachments; inbox pages.
+import type postgres from "postgres";
 import type { StoredMessage } from "../domain/message-json.ts";
 import type { Sql, Tx } from "./pool.ts";
 import { arrayLiteral } from "./arrays.ts";
@@ -11,6 +12,28 @@ export type MessageRow = StoredMessage;
 const DELIVERY = (alias: string) =>
   `json_build_object('addr', ${alias}.addr, 'time_delivered', ${alias}.time_delivered, 'response_code', ${alias}.response_code)`;
 
+/** The msg columns of a row, in MessageRow order. */
+const FIELDS = ["id", "version", "pid", "no_reply", "is_important", "is_deflate", "time_sent", "from_addr", "topic", "type", "size", "filepath"];
+const fields = (alias: string) => FIELDS.map((f) => `${alias}.${f}`).join(", ");
+
+/** Message m's add-to batches as JSON, oldest first, each with its recipients; [] when none. */
+const BATCHES = `coalesce((select json_agg(json_build_object(
+        'batch_id', b.id, 'add_to_from', b.add_to_from, 'time_added', b.time_added,
+        'recipients', coalesce((select json_agg(${DELIVERY("a")} order by a.id) from msg_add_to a where a.batch_id = b.id), '[]'::json))
+        order by b.id)
+      from msg_add_to_batch b where b.msg_id = m.id), '[]'::json)`;
+
+/** Message m's attachments as JSON, in part order; [] when none. */
+const ATTACHMENTS = `coalesce((select json_agg(json_build_object(
+        'filename', f.filename, 'size', f.filesize, 'flags', f.flags, 'type', f.type, 'filepath', f.filepath)
+        order by f.position, f.filename)
+      from msg_attachment f where f.msg_id = m.id), '[]'::json)`;
+
+/** The time_read of `identity`'s own recipient row of message m (lower() decides), `to` before add-to. */
+const timeRead = (sql: Db, identity: string) => sql`coalesce(
+      (select t.time_read from msg_to t where t.msg_id = m.id and lower(t.addr) = lower(${identity}::text) limit 1),
+      (select a.time_read from msg_add_to a where a.msg_id = m.id and lower(a.addr) = lower(${identity}::text) limit 1))`;
+
 /**
  * The columns of a message row as `identity` reads it. Lists come back as JSON so a page of
  * messages costs one round trip; coalesce turns "no rows" into [] rather than null. `to` and the
@@ -18,21 +41,11 @@ const DELIVERY = (alias: string) =>
  */
 export function messageColumns(sql: Db, identity: string) {
   return sql`
-    m.id, m.version, m.pid, m.no_reply, m.is_important, m.is_deflate, m.time_sent, m.from_addr,
-    m.topic, m.type, m.size, m.filepath,
+    ${sql.unsafe(fields("m"))},
     coalesce((select json_agg(${sql.unsafe(DELIVERY("t"))} order by t.id) from msg_to t where t.msg_id = m.id), '[]'::json) as to_delivery,
-    coalesce((select json_agg(json_build_object(
-        'batch_id', b.id, 'add_to_from', b.add_to_from, 'time_added', b.time_added,
-        'recipients', coalesce((select json_agg(${sql.unsafe(DELIVERY("a"))} order by a.id) from msg_add_to a where a.batch_id = b.id), '[]'::json))
-        order by b.id)
-      from msg_add_to_batch b where b.msg_id = m.id), '[]'::json) as batches,
-    coalesce(
-      (select t.time_read from msg_to t where t.msg_id = m.id and lower(t.addr) = lower(${identity}::text) limit 1),
-      (select a.time_read from msg_add_to a where a.msg_id = m.id and lower(a.addr) = lower(${identity}::text) limit 1)) as time_read,
-    coalesce((select json_agg(json_build_object(
-        'filename', f.filename, 'size', f.filesize, 'flags', f.flags, 'type', f.type, 'filepath', f.filepath)
-        order by f.position, f.filename)
-      from msg_attachment f where f.msg_id = m.id), '[]'::json) as attachments`;
+    ${sql.unsafe(BATCHES)} as batches,
+    ${timeRead(sql, identity)} as time_read,
+    ${sql.unsafe(ATTACHMENTS)} as attachments`;
 }
 
 /**
@@ -121,38 +134,90 @@ const cut = (rows: MessageRow[], limit: number): RowPage => ({ rows: rows.slice(
 /**
  * How every recipient-index look-up below is phrased, and why: the row comparison on
  * (lower(addr), msg_id) makes the fmsg_api_ covering index the only one whose bounds fit, and the
- * draft check is a scalar subquery (never flattened into a join). Written as a plain join with
- * `order by msg_id`, PostgreSQL may instead walk the whole msg_id index (or merge-join all of msg)
- * looking for a rarely-mailed address — on a host with few users it does (see bench/README.md).
+ * message row is reached from each index entry by a subquery PostgreSQL never flattens into a join
+ * (a scalar subquery, or a LATERAL one with OFFSET 0: a nested loop driven by the index). Written as
+ * a plain join with `order by msg_id`, PostgreSQL may instead walk the whole msg_id index (or
+ * merge-join all of msg) looking for a rarely-mailed address — on a host with few users it does
+ * (see bench/README.md).
  */
+
+/** A listed row as the page statement returns it: the `to` list as three parallel arrays. */
+type ListedRow = Omit<MessageRow, "to_delivery"> & {
+  to_addr: string[] | null;
+  to_time_delivered: (number | null)[] | null;
+  to_response_code: (number | null)[] | null;
+};
+
+/** The row as messageColumns shapes it (same keys, same order); no `to` rows gives []. */
+function messageRow(row: ListedRow): MessageRow {
+  const { to_addr, to_time_delivered, to_response_code, batches, time_read, attachments, ...head } = row;
+  const to_delivery = (to_addr ?? []).map((addr, i) => ({
+    addr,
+    time_delivered: to_time_delivered![i] as number | null,
+    response_code: to_response_code![i] as number | null,
+  }));
+  return { ...head, to_delivery, batches, time_read, attachments };
+}
+
+/**
+ * The rows of a page of messages in one statement. `page` selects them — FIELDS and the reader's
+ * time_read, at most a page — and the lists are read once for the whole page rather than once per
+ * message: every `to` row of the page in one scan, sorted once, each message's delivery columns
+ * aggregated as plain JSON arrays (zipped into objects here: json_build_object per row and a sort
+ * per message made the `to` lists the largest part of the statement's cost). json_agg keeps its
+ * input's order, which the sorted subquery fixes (PostgreSQL never flattens a subquery with ORDER
+ * BY). Most messages have no batches or attachments: one index look-up per table tells which
+ * messages of the page have any, and only those run the per-message lists.
+ */
+async function listRows(sql: Db, page: postgres.PendingQuery<postgres.Row[]>): Promise<MessageRow[]> {
+  const rows = await sql<ListedRow[]>`
+    with page as materialized (${page}),
+    to_lists as materialized (
+      select t.msg_id, json_agg(t.addr) as addr, json_agg(t.time_delivered) as time_delivered, json_agg(t.response_code) as response_code
+      from (select t.msg_id, t.addr, t.time_delivered, t.response_code from msg_to t
+            where t.msg_id = any(array(select id from page)) order by t.msg_id, t.id) t
+      group by t.msg_id)
+    select ${sql.unsafe(fields("m"))},
+      l.addr as to_addr, l.time_delivered as to_time_delivered, l.response_code as to_response_code,
+      case when m.id = any(array(select b.msg_id from msg_add_to_batch b where b.msg_id = any(array(select id from page))))
+        then ${sql.unsafe(BATCHES)} else '[]'::json end as batches,
+      m.time_read,
+      case when m.id = any(array(select f.msg_id from msg_attachment f where f.msg_id = any(array(select id from page))))
+        then ${sql.unsafe(ATTACHMENTS)} else '[]'::json end as attachments
+    from page m left join to_lists l on l.msg_id = m.id
+    order by m.id desc`;
+  return rows.map(messageRow);
+}
 
 /**
  * Sent messages where `address` is a recipient, newest first. Each recipient table is read
  * backwards along its (lower(addr), msg_id) index, stopping after offset+limit rows, so a page
  * costs the same however large the inbox is. One row past the page is read (same query) to tell
  * whether a next page exists.
+ *
+ * The index entries found are the reader's own rows, so their time_read is the reader's: of a
+ * message found through both tables the first set time wins, a `to` row's before an add-to row's
+ * (what messageColumns' coalesce gives), without looking the rows up again.
  */
 export async function listInbox(sql: Db, address: string, page: InboxPage): Promise<RowPage> {
   const take = page.limit + 1 + page.offset;
   const before = page.beforeId ?? Number.MAX_SAFE_INTEGER;
-  const rows = await sql<MessageRow[]>`
-    with page as (
-      select id from (
-        (select t.msg_id as id from msg_to t
-          where (lower(t.addr), t.msg_id) < (lower(${address}::text), ${before}::int8)
-            and lower(t.addr) = lower(${address}::text)
-            and (select s.time_sent from msg s where s.id = t.msg_id) is not null
-          order by lower(t.addr) desc, t.msg_id desc limit ${take})
-        union
-        (select a.msg_id as id from msg_add_to a
-          where (lower(a.addr), a.msg_id) < (lower(${address}::text), ${before}::int8)
-            and lower(a.addr) = lower(${address}::text)
-            and (select s.time_sent from msg s where s.id = a.msg_id) is not null
-          order by lower(a.addr) desc, a.msg_id desc limit ${take})
-      ) ids
-      order by id desc limit ${page.limit + 1} offset ${page.offset}
-    )
-    select ${messageColumns(sql, address)} from msg m where m.id in (select id from page) order by m.id desc`;
+  const msg = sql.unsafe(`select ${fields("s")} from msg s where s.time_sent is not null`);
+  const rows = await listRows(sql, sql`
+    select distinct on (r.id) ${sql.unsafe(fields("r"))}, r.time_read from (
+      (select s.*, t.time_read, true as via_to from msg_to t
+        cross join lateral (${msg} and s.id = t.msg_id offset 0) s
+        where (lower(t.addr), t.msg_id) < (lower(${address}::text), ${before}::int8)
+          and lower(t.addr) = lower(${address}::text)
+        order by lower(t.addr) desc, t.msg_id desc limit ${take})
+      union all
+      (select s.*, a.time_read, false from msg_add_to a
+        cross join lateral (${msg} and s.id = a.msg_id offset 0) s
+        where (lower(a.addr), a.msg_id) < (lower(${address}::text), ${before}::int8)
+          and lower(a.addr) = lower(${address}::text)
+        order by lower(a.addr) desc, a.msg_id desc limit ${take})
+    ) r
+    order by r.id desc, r.time_read is null, r.via_to desc limit ${page.limit + 1} offset ${page.offset}`);
   return cut(rows, page.limit);
 }
 
@@ -162,10 +227,10 @@ export async function listInbox(sql: Db, address: string, page: InboxPage): Prom
  */
 export async function listSent(sql: Db, address: string, page: InboxPage): Promise<RowPage> {
   const before = page.beforeId ?? Number.MAX_SAFE_INTEGER;
-  const rows = await sql<MessageRow[]>`
-    select ${messageColumns(sql, address)} from msg m
+  const rows = await listRows(sql, sql`
+    select ${sql.unsafe(fields("m"))}, ${timeRead(sql, address)} as time_read from msg m
     where lower(m.from_addr) = lower(${address}::text) and m.id < ${before}::int8
-    order by m.id desc limit ${page.limit + 1} offset ${page.offset}`;
+    order by m.id desc limit ${page.limit + 1} offset ${page.offset}`);
   return cut(rows, page.limit);
 }
 

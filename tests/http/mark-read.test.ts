@@ -124,3 +124,33 @@ describe("what is written", () => {
     expect(await readTimes(id)).toEqual({ [`to ${BOB}`]: 1700000000.5, [`add_to ${BOB}`]: 1700000000.5 });
   });
 });
+
+describe("read state and `to` order in lists agree with the message itself", () => {
+  /** The list item of message `id` in `as`'s inbox (first page), and the same message read alone. */
+  async function listedAndAlone(id: number, as: string): Promise<[Record<string, unknown>, Record<string, unknown>]> {
+    const list = (await (await s.request("GET", "/fmsg?limit=100", { as })).json()) as Record<string, unknown>[];
+    const item = list.find((m) => m.id === id);
+    const alone = (await (await s.request("GET", `/fmsg/${id}`, { as })).json()) as Record<string, unknown>;
+    return [item!, alone];
+  }
+
+  // Rows written as fmsgd may store them: the identity in `to` and in an add-to batch, times differing.
+  test.each([
+    ["`to` row unread, add-to row read: the add-to row's time", null, 1700000100.25, 1700000100.25],
+    ["both read: the `to` row's time", 1700000000.5, 1700000100.25, 1700000000.5],
+    ["`to` row read, add-to row unread: the `to` row's time", 1700000000.5, null, 1700000000.5],
+  ])("%s", async (_title, toRead, addToRead, shown) => {
+    const id = await sentMessage(s, ALICE, ["@zed@example.com", BOB, "@amy@example.com"]);
+    await s.db.sql`update msg_to set time_read = ${toRead} where msg_id = ${id} and addr = ${BOB}`;
+    const [batch] = await s.db.sql<{ id: number }[]>`
+      insert into msg_add_to_batch (msg_id, add_to_from, time_added) values (${id}, ${ALICE}, extract(epoch from now())) returning id`;
+    await s.db.sql`insert into msg_add_to (msg_id, batch_id, addr, time_read) values (${id}, ${batch!.id}, '@BOB@example.com', ${addToRead})`;
+    const [item, alone] = await listedAndAlone(id, BOB);
+    expect(item.time_read).toBe(shown);
+    expect(item.read).toBe(true);
+    expect(alone.time_read).toBe(shown);
+    // `to` in the order the message was written, not sorted by address.
+    expect(item.to).toEqual(["@zed@example.com", BOB, "@amy@example.com"]);
+    expect(item.to).toEqual(alone.to);
+  });
+});
