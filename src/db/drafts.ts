@@ -1,4 +1,5 @@
 // Writing messages: draft rows, recipients, add-to batches, notify rows, send and delete.
+import type postgres from "postgres";
 import type { Sql, Tx } from "./pool.ts";
 import { arrayLiteral } from "./arrays.ts";
 
@@ -133,55 +134,44 @@ export async function deleteDraftRows(tx: Tx, id: number): Promise<void> {
 
 /**
  * Sends `identity`'s draft in one statement: time_sent set, its pending batches stamped with that
- * time, and for each of them the msg_add_to_notify rows insertNotifyRows would write. Null when
- * nothing matched — no such message, not the owner's (lower() decides), or sent already; the row
- * lock the UPDATE takes makes the second of two concurrent sends match nothing. One statement is
- * atomic by itself, so it needs no transaction of its own. fmsgd's row triggers on the notify rows
- * fire after the whole statement, so they see the message as sent (its NOTIFY checks time_sent).
+ * time, and their notify rows written. Null when nothing matched — no such message, not the owner's
+ * (lower() decides), or sent already; the row lock the UPDATE takes makes the second of two
+ * concurrent sends match nothing. One statement is atomic by itself, so it needs no transaction of
+ * its own. fmsgd's row triggers on the notify rows fire after the whole statement, so they see the
+ * message as sent (its NOTIFY checks time_sent).
  */
 export async function markSent(sql: Db, id: number, identity: string, ownDomain: string | null): Promise<{ time: number } | null> {
   const rows = await sql<{ time_sent: number }[]>`
     with sent as (
       update msg set time_sent = extract(epoch from now())
       where id = ${id} and time_sent is null and lower(from_addr) = lower(${identity}::text)
-      returning time_sent, from_addr),
+      returning time_sent),
     stamped as (
       update msg_add_to_batch b set time_added = sent.time_sent from sent where b.msg_id = ${id} returning b.id),
-    participants as (
-      select lower(substring(sent.from_addr from '@([^@]+)$')) as domain from sent
-      union
-      select lower(substring(t.addr from '@([^@]+)$')) from msg_to t where t.msg_id = ${id}),
-    notified as (
-      insert into msg_add_to_notify (batch_id, domain)
-      select s.id, p.domain from stamped s cross join participants p
-      where p.domain is not null
-        and p.domain is distinct from lower(${ownDomain}::text)
-        and not exists (select 1 from msg_add_to a where a.batch_id = s.id and lower(substring(a.addr from '@([^@]+)$')) = p.domain)
-      order by s.id, p.domain
-      on conflict (batch_id, domain) do nothing)
+    notified as (${notifyRows(sql, id, sql`select id from stamped`, ownDomain)})
     select sent.time_sent from sent`;
   const row = rows[0];
   return row ? { time: row.time_sent } : null;
 }
 
-/**
- * One msg_add_to_notify row per participant domain (the sender's and each `to` address's) that
- * hosts none of the batch's recipients and is not this host's own domain: fmsgd tells those hosts of the batch.
- */
+/** Writes the notify rows of one batch of message `id` (see notifyRows). */
 export async function insertNotifyRows(tx: Tx, id: number, batchId: number, ownDomain: string | null): Promise<void> {
-  await tx`
-    with participants as (
+  await tx`${notifyRows(tx, id, tx`select ${batchId}::int8 as id`, ownDomain)}`;
+}
+
+/**
+ * For each batch of message `id` that `batches` selects (as `id`): one msg_add_to_notify row per
+ * participant domain (the sender's and each `to` address's) that hosts none of the batch's recipients
+ * and is not this host's own domain: fmsgd tells those hosts of the batch.
+ */
+const notifyRows = (sql: Db, id: number, batches: postgres.PendingQuery<postgres.Row[]>, ownDomain: string | null) => sql`
+    insert into msg_add_to_notify (batch_id, domain)
+    select b.id, p.domain from (${batches}) b cross join (
       select lower(substring(from_addr from '@([^@]+)$')) as domain from msg where id = ${id}
       union
-      select lower(substring(addr from '@([^@]+)$')) from msg_to where msg_id = ${id}
-    ), batch_domains as (
-      select distinct lower(substring(addr from '@([^@]+)$')) as domain from msg_add_to where batch_id = ${batchId}
-    )
-    insert into msg_add_to_notify (batch_id, domain)
-    select ${batchId}, p.domain from participants p
+      select lower(substring(addr from '@([^@]+)$')) from msg_to where msg_id = ${id}) p
     where p.domain is not null
-      and p.domain not in (select domain from batch_domains)
+      and p.domain not in (select lower(substring(a.addr from '@([^@]+)$')) from msg_add_to a where a.batch_id = b.id)
       and p.domain is distinct from lower(${ownDomain}::text)
-    order by p.domain
+    order by b.id, p.domain
     on conflict (batch_id, domain) do nothing`;
-}

@@ -12,9 +12,13 @@ export type MessageRow = StoredMessage;
 const DELIVERY = (alias: string) =>
   `json_build_object('addr', ${alias}.addr, 'time_delivered', ${alias}.time_delivered, 'response_code', ${alias}.response_code)`;
 
-/** The msg columns of a row, in MessageRow order. */
+/** The msg columns of a row, in MessageRow order, as `<alias>.<column>, …` for the aliases used below. */
 const FIELDS = ["id", "version", "pid", "no_reply", "is_important", "is_deflate", "time_sent", "from_addr", "topic", "type", "size", "filepath"];
 const fields = (alias: string) => FIELDS.map((f) => `${alias}.${f}`).join(", ");
+const M_FIELDS = fields("m");
+const R_FIELDS = fields("r");
+/** A sent message's row, reached from a recipient index entry (listInbox). */
+const SENT_MSG = `select ${fields("s")} from msg s where s.time_sent is not null`;
 
 /** Message m's add-to batches as JSON, oldest first, each with its recipients; [] when none. */
 const BATCHES = `coalesce((select json_agg(json_build_object(
@@ -41,7 +45,7 @@ const timeRead = (sql: Db, identity: string) => sql`coalesce(
  */
 export function messageColumns(sql: Db, identity: string) {
   return sql`
-    ${sql.unsafe(fields("m"))},
+    ${sql.unsafe(M_FIELDS)},
     coalesce((select json_agg(${sql.unsafe(DELIVERY("t"))} order by t.id) from msg_to t where t.msg_id = m.id), '[]'::json) as to_delivery,
     ${sql.unsafe(BATCHES)} as batches,
     ${timeRead(sql, identity)} as time_read,
@@ -177,7 +181,7 @@ async function listRows(sql: Db, page: postgres.PendingQuery<postgres.Row[]>): P
       from (select t.msg_id, t.addr, t.time_delivered, t.response_code from msg_to t
             where t.msg_id = any(array(select id from page)) order by t.msg_id, t.id) t
       group by t.msg_id)
-    select ${sql.unsafe(fields("m"))},
+    select ${sql.unsafe(M_FIELDS)},
       l.addr as to_addr, l.time_delivered as to_time_delivered, l.response_code as to_response_code,
       case when m.id = any(array(select b.msg_id from msg_add_to_batch b where b.msg_id = any(array(select id from page))))
         then ${sql.unsafe(BATCHES)} else '[]'::json end as batches,
@@ -202,9 +206,9 @@ async function listRows(sql: Db, page: postgres.PendingQuery<postgres.Row[]>): P
 export async function listInbox(sql: Db, address: string, page: InboxPage): Promise<RowPage> {
   const take = page.limit + 1 + page.offset;
   const before = page.beforeId ?? Number.MAX_SAFE_INTEGER;
-  const msg = sql.unsafe(`select ${fields("s")} from msg s where s.time_sent is not null`);
+  const msg = sql.unsafe(SENT_MSG);
   const rows = await listRows(sql, sql`
-    select distinct on (r.id) ${sql.unsafe(fields("r"))}, r.time_read from (
+    select distinct on (r.id) ${sql.unsafe(R_FIELDS)}, r.time_read from (
       (select s.*, t.time_read, true as via_to from msg_to t
         cross join lateral (${msg} and s.id = t.msg_id offset 0) s
         where (lower(t.addr), t.msg_id) < (lower(${address}::text), ${before}::int8)
@@ -228,7 +232,7 @@ export async function listInbox(sql: Db, address: string, page: InboxPage): Prom
 export async function listSent(sql: Db, address: string, page: InboxPage): Promise<RowPage> {
   const before = page.beforeId ?? Number.MAX_SAFE_INTEGER;
   const rows = await listRows(sql, sql`
-    select ${sql.unsafe(fields("m"))}, ${timeRead(sql, address)} as time_read from msg m
+    select ${sql.unsafe(M_FIELDS)}, ${timeRead(sql, address)} as time_read from msg m
     where lower(m.from_addr) = lower(${address}::text) and m.id < ${before}::int8
     order by m.id desc limit ${page.limit + 1} offset ${page.offset}`);
   return cut(rows, page.limit);

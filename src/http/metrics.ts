@@ -1,15 +1,17 @@
 // Prometheus text metrics: requests by route and status, latency histogram, gauges read on scrape.
+import { BoundedMap } from "../lib/bounded-map.ts";
+
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 type Histogram = { counts: number[]; sum: number; count: number };
 
 const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 /** Methods and route patterns are a small fixed set: each is escaped once, not on every request. */
-const escaped = new Map<string, string>();
+const escaped = new BoundedMap<string, string>(1024);
 const label = (v: string) => {
   let out = escaped.get(v);
-  if (out === undefined && escaped.size < 1024) escaped.set(v, (out = escapeLabel(v)));
-  return out ?? escapeLabel(v);
+  if (out === undefined) escaped.set(v, (out = escapeLabel(v)));
+  return out;
 };
 
 export class Metrics {

@@ -1,5 +1,5 @@
 // Sending a draft: time_sent, the pending batch's time and notify rows, atomically; then local delivery.
-import { findMessageHead, lockMessage, recipientsOf } from "../db/messages.ts";
+import { findMessageHead, lockMessage, recipientsOf, type MessageHead } from "../db/messages.ts";
 import { markSent } from "../db/drafts.ts";
 import { resolveLocalRecipients } from "../delivery/local-delivery.ts";
 import { crashPoint } from "../lib/crash-point.ts";
@@ -26,9 +26,7 @@ export async function sendDraft(deps: MessageDeps, identity: string, id: number,
  */
 async function sendNow(deps: MessageDeps, identity: string, id: number): Promise<number> {
   const sent = await markSent(deps.sql, id, identity, deps.domain);
-  if (sent !== null) return sent.time;
-  requireOwnedDraft(await findMessageHead(deps.sql, id, identity), SEND_TEXTS);
-  throw new Error("an owned draft was not sent");
+  return sent !== null ? sent.time : refused(await findMessageHead(deps.sql, id, identity));
 }
 
 /** The key is claimed before the row lock, and its answer recorded in the same transaction. */
@@ -36,11 +34,14 @@ function sendOnce(deps: MessageDeps, identity: string, id: number, once: Once<nu
   return deps.sql.begin(async (tx) => {
     await once.claim(tx);
     const sent = await markSent(tx, id, identity, deps.domain);
-    if (sent === null) {
-      requireOwnedDraft(await lockMessage(tx, id, identity), SEND_TEXTS);
-      throw new Error("an owned draft was not sent");
-    }
+    if (sent === null) return refused(await lockMessage(tx, id, identity));
     await once.record(tx, sent.time);
     return sent.time;
   });
+}
+
+/** Why a send matched nothing, from the message as it stands now: 404, 403 or 409. */
+function refused(head: MessageHead | null): never {
+  requireOwnedDraft(head, SEND_TEXTS);
+  throw new Error("an owned draft was not sent");
 }
