@@ -10,7 +10,8 @@
 // admin URL; one database and data directory for all rounds): ~20 writers mix creates, PUTs (body
 // length and type change), uploads (new and replacing names, 0–300 KB), attachment deletes, draft
 // deletes and sends; SIGKILL at a random 50–800 ms; restart (the start-up sweep runs before it
-// listens); then rows against files, /healthz and a fresh write.
+// listens, and leaves what is younger than its grace period); the same sweep as if that period had
+// passed; then rows against files, /healthz and a fresh write.
 // Outage round (a private PostgreSQL cluster): ~300 open waits, one per address, and ~20 writers;
 // then, cycling, restart("immediate"), restart("fast") or pg_terminate_backend of the server's
 // connections; once the database takes connections, fmsgd's mail (SQL) for every waiting address.

@@ -1,5 +1,8 @@
 // Crash round: ~20 writers mixing every draft write, SIGKILL at a random instant, restart, then rows against files.
 import type postgres from "postgres";
+import { fileRows } from "../../src/db/files.ts";
+import { openPool } from "../../src/db/pool.ts";
+import { SWEEP_GRACE_MS, sweepDataDir } from "../../src/storage/sweep.ts";
 import { checkRowsAndFiles } from "./faults-check.ts";
 import { call, pick, probe, randomInt, tokenFor, until, withDeadline, TIMED_OUT, type Tally } from "./faults-http.ts";
 import { countAnswers, type RoundResult } from "./faults-report.ts";
@@ -137,6 +140,12 @@ export async function crashRound(state: CrashState, r: RoundResult, signal: Abor
 
   const next = await start(state, r);
   if (!next || signal.aborted) return `kill@${killAt}ms answers=${answers} restart failed`;
+  // The restart's sweep leaves leftovers younger than its grace period (another instance's write
+  // may be in flight); the same sweep run as if that period had passed is what they meet later.
+  // Nothing writes meanwhile, so whatever it still leaves is an orphan. On the server's own kind of
+  // connection: the sweep's row look-up expects ids parsed as numbers.
+  const pool = openPool({ url: state.databaseUrl, max: 1 });
+  const later = await sweepDataDir(state.dataDir, fileRows(pool), { now: () => Date.now() + SWEEP_GRACE_MS + 60_000 }).finally(() => pool.end({ timeout: 5 }));
   const c = await checkRowsAndFiles(state.sql, state.dataDir);
   if (c.inconsistent.length > 0) r.add("inconsistent_rows", c.inconsistent.length, ...c.inconsistent.slice(0, 10));
   if (c.orphans.length > 0) r.add("orphan_files", c.orphans.length, ...c.orphans.slice(0, 10));
@@ -152,5 +161,5 @@ export async function crashRound(state: CrashState, r: RoundResult, signal: Abor
   }
   if (next.crashed()) r.add("crashes", 1, `restarted server ${next.ending()} on its own:`, ...next.events());
   countAnswers(r, r.tally, [server, next], { noAnswerIsBug: false }); // the kill cuts requests by design
-  return `kill@${killAt}ms answers=${answers} rows=${c.rows} files=${c.files}${sweepNote(next)}`;
+  return `kill@${killAt}ms answers=${answers} rows=${c.rows} files=${c.files}${sweepNote(next)} later=${later.tempFiles}t/${later.orphanFiles}f/${later.orphanFolders}d`;
 }
