@@ -180,12 +180,15 @@ export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<Scenar
   const server = await startServer("ours-waiters", ["bun", "src/main.ts", "serve"], ctx.serverEnv(dataDir, { FMSG_API_METRICS: "true" }), "/readyz");
   const floor = await startServer("baseline-wait", ["bun", "bench/servers/bare-wait.ts"], { DATABASE_URL: ctx.dbUrl });
   const floorOpen = async () => ((await (await fetch(`${floor.url}/open`)).json()) as { open: number }).open;
+  const checkedFloor = await startServer("baseline-wait-confirmed", ["bun", "bench/servers/bare-wait-confirmed.ts"], { DATABASE_URL: ctx.dbUrl, FMSG_API_DB_POOL_SIZE: String(ctx.settings.poolSize) });
+  const checkedOpen = async () => ((await (await fetch(`${checkedFloor.url}/open`)).json()) as { open: number }).open;
   const sql = connect(ctx.dbUrl, { max: 2 });
   const ours: WaveResult[] = [];
   const bare: WaveResult[] = [];
+  const checked: WaveResult[] = [];
   let single;
   try {
-    log(`scenario 4: ${ctx.settings.waiters} concurrent waiters from ${ctx.settings.waiterProcesses} processes, ${ctx.settings.runs} waves each for ours and the bare floor`);
+    log(`scenario 4: ${ctx.settings.waiters} concurrent waiters from ${ctx.settings.waiterProcesses} processes, ${ctx.settings.runs} waves each for ours, the bare floor and the floor + confirmation`);
     for (let r = 0; r < ctx.settings.runs; r++) {
       const o = await wave(ctx, server, () => openWaits(server), `w${r}o`, sql);
       ours.push(o);
@@ -193,11 +196,15 @@ export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<Scenar
       const b = await wave(ctx, floor, floorOpen, `w${r}b`, sql);
       bare.push(b);
       log(`waiters floor wave ${r + 1}: ${b.answered}/${b.n} answered, first ${b.latency.min.toFixed(1)} p50 ${b.latency.p50.toFixed(1)} p99 ${b.latency.p99.toFixed(1)} max ${b.latency.max.toFixed(1)} ms after commit`);
+      const k = await wave(ctx, checkedFloor, checkedOpen, `w${r}c`, sql);
+      checked.push(k);
+      log(`waiters floor + confirmation wave ${r + 1}: ${k.answered}/${k.n} answered, first ${k.latency.min.toFixed(1)} p50 ${k.latency.p50.toFixed(1)} p99 ${k.latency.p99.toFixed(1)} max ${k.latency.max.toFixed(1)} ms after commit`);
     }
     log(`scenario 4: single waiter, ${ctx.settings.wakeSends} sends`);
     single = await singleWaiter(ctx, server, sql);
     log(`scenario 4: wake latency p50 ${single.latency.p50.toFixed(2)} ms p99 ${single.latency.p99.toFixed(2)} ms`);
   } finally {
+    await checkedFloor.stop();
     await floor.stop();
     await server.stop();
   }
@@ -221,6 +228,7 @@ export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<Scenar
   const firstRssOk = first.held.rss < WAIT_RSS_GOAL_BYTES;
   const lastOurs = spread(ours.map((w) => w.latency.max));
   const lastBare = spread(bare.map((w) => w.latency.max));
+  const lastChecked = spread(checked.map((w) => w.latency.max));
   const allAnswered = ours.every((w) => w.answered === n && (w.statusCounts["200"] ?? 0) === n);
   const allOk = allAnswered && lastOurs.median <= WAIT_ALL_GOAL_MS;
   const wakeOk = single.latency.p99 < WAKE_P99_GOAL_MS;
@@ -275,6 +283,16 @@ export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<Scenar
     },
     {
       scenario: "4 Waiters",
+      figure: "commit → last answered, against the floor that confirms (API §8)",
+      conns: `${n} waits`,
+      ours: fmtSpread(lastOurs, 1),
+      baseline: `floor + confirmation ${fmtSpread(lastChecked, 1)} (${fmtRatio(lastChecked.median / lastBare.median)} × the bare floor)`,
+      ratio: fmtRatio(lastOurs.median / lastChecked.median),
+      goal: "—",
+      result: "info",
+    },
+    {
+      scenario: "4 Waiters",
       figure: "commit → answer p50 / p99, ms",
       conns: `${n} waits`,
       ours: `${sp((w) => w.latency.p50)} / ${sp((w) => w.latency.p99)}`,
@@ -299,9 +317,10 @@ export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<Scenar
   const waveRows = [
     ...ours.map((w, i) => [`ours ${i + 1}`, d(w.latency), w.commitMs.toFixed(0), `${w.answered} ${JSON.stringify(w.statusCounts)}`, `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`, `${w.holding.total} (${w.holding.listening} LISTEN) / ${w.afterActivity.total}`]),
     ...bare.map((w, i) => [`bare floor ${i + 1}`, d(w.latency), w.commitMs.toFixed(0), `${w.answered} ${JSON.stringify(w.statusCounts)}`, `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`, "—"]),
+    ...checked.map((w, i) => [`floor + confirmation ${i + 1}`, d(w.latency), w.commitMs.toFixed(0), `${w.answered} ${JSON.stringify(w.statusCounts)}`, `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`, "—"]),
   ];
   const markdown = [
-    `${n} raw-socket long polls (\`GET /fmsg/wait?timeout=60\`, one fresh identity each, keep-alive as real clients re-arm on the same connection; the sockets are closed after the measurement) from ${first.generators} load-generator processes against one server process (\`FMSG_API_DB_POOL_SIZE=${pool}\`, \`FMSG_API_METRICS=true\` to see the open waits, open-files limit raised in every process). Once all are held, one transaction inserts ${n} received messages (one \`msg_to\` row each, one per identity). Latency is counted from the moment COMMIT returned, per response arrival (wall clock, same host). ${ours.length} waves on the same server process, each alternating with a wave against the **bare floor**: a plain \`Bun.serve\` that holds the same ${n} requests and answers all of them with a fixed body on the first \`new_msg\` notification of its own \`LISTEN\` connection (bench/servers/bare-wait.ts) — no framework, no token check, no routing by address, no query.`,
+    `${n} raw-socket long polls (\`GET /fmsg/wait?timeout=60\`, one fresh identity each, keep-alive as real clients re-arm on the same connection; the sockets are closed after the measurement) from ${first.generators} load-generator processes against one server process (\`FMSG_API_DB_POOL_SIZE=${pool}\`, \`FMSG_API_METRICS=true\` to see the open waits, open-files limit raised in every process). Once all are held, one transaction inserts ${n} received messages (one \`msg_to\` row each, one per identity). Latency is counted from the moment COMMIT returned, per response arrival (wall clock, same host). ${ours.length} waves on the same server process, each alternating with a wave against the **bare floor**: a plain \`Bun.serve\` that holds the same ${n} requests and answers all of them with a fixed body on the first \`new_msg\` notification of its own \`LISTEN\` connection (bench/servers/bare-wait.ts) — no framework, no token check, no routing by address, no query. A third wave each time goes to the **floor + confirmation** (bench/servers/bare-wait-confirmed.ts): the same plain \`Bun.serve\`, but it answers each request from the notifications naming its address once one query per read of its \`LISTEN\` connection has confirmed them (message sent, address among its recipients), as API §8 requires of us — still no framework, no token check, no catch-up query. The bare floor answers before any query could; the second floor shows what the contract's confirmation costs by itself.`,
     "",
     table(["Wave", "commit → answer ms: first / p50 / p90 / p99 / last", "COMMIT ms", "answered", "RSS MiB idle → holding → after", "connections holding / after"], waveRows),
     "",
@@ -313,5 +332,5 @@ export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<Scenar
     "",
     `**Contrast — the original design (one pooled connection per waiter).** PostgreSQL here has \`max_connections = ${versus.maxConnections}\` (\`superuser_reserved_connections = ${versus.superuserReserved}\`; ${versus.otherClients} client connections were already open on the host). Opening dedicated connections that each run \`LISTEN\`, as an ordinary role, until refusal (cap ${versus.cap}): **${versus.held} held**, then refused${versus.refusal ? ` with "${versus.refusal}"` : ""}. So that design holds at most ${versus.held} of the ${n} waiters — and only by starving every other request of connections — where ours holds all ${n} on ${maxConns}.`,
   ].join("\n");
-  return { id: "waiters", title: "4. Waiters (/fmsg/wait)", figures, markdown, data: { ours, bare, single, contrast: versus } };
+  return { id: "waiters", title: "4. Waiters (/fmsg/wait)", figures, markdown, data: { ours, bare, checked, single, contrast: versus } };
 }
