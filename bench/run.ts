@@ -152,11 +152,12 @@ try {
       FMSG_API_JWT_SECRET: ctx.secret,
       FMSG_API_DB_POOL_SIZE: String(settings.poolSize),
       FMSG_DATA_DIR: dataDir, // short_text reads the bodies ours wrote
+      BENCH_DIRECT_DATA_DIR: join(tmp, "compose-bare"), // scenario 3's body files, apart from ours
     });
     try {
       if (only.includes("read")) await scenario("read", () => readScenario(ctx, ours, direct));
       if (only.includes("inbox")) await scenario("inbox", () => inboxScenario(ctx, ours, direct, { dataDir }));
-      if (only.includes("compose")) await scenario("compose", () => composeScenario(ctx, ours));
+      if (only.includes("compose")) await scenario("compose", () => composeScenario(ctx, ours, direct));
       if (only.includes("journal")) await scenario("journal", () => journalScenario(ctx, ours));
       if (only.includes("feed")) await scenario("feed", () => feedScenario(ctx, ours));
     } finally {

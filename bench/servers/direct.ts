@@ -2,8 +2,10 @@
 // Per request: verify the same HS256 bearer token with Web Crypto, run the same SQL as our server
 // (text copied from src/db/messages.ts into ./direct-sql.ts), apply the same visibility rule
 // and answer the same JSON, FMSG-003 fields included (short_text read from the body file).
-import { realpath } from "node:fs/promises";
-import { resolve, sep } from "node:path";
+// Scenario 3's POST /fmsg and POST /fmsg/:id/send do the load generator's "direct-file" work
+// (bench/load/compose.ts: same SQL, same durable body file) behind the same two requests ours answers.
+import { mkdir, open, realpath, rename } from "node:fs/promises";
+import { join, resolve, sep } from "node:path";
 import postgres from "postgres";
 import { findMessage, listInbox, type Delivery, type Row } from "./direct-sql.ts";
 
@@ -130,6 +132,55 @@ async function shape(m: Row) {
   };
 }
 
+/** Where POST /fmsg writes its body files, one folder per message (set by the bench for scenario 3). */
+const COMPOSE_DIR = process.env.BENCH_DIRECT_DATA_DIR;
+let composed = 0;
+
+type Draft = { from: string; to: string[]; topic: string; type: string; data: string };
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function compose(req: Request): Promise<Response> {
+  if (!COMPOSE_DIR) return fail(500, "BENCH_DIRECT_DATA_DIR is not set");
+  const draft = (await req.json().catch(() => null)) as Draft | null;
+  if (typeof draft?.data !== "string" || !Array.isArray(draft.to)) return fail(400, "bad request");
+  const bytes = Buffer.from(draft.data);
+  const dir = join(COMPOSE_DIR, `bare-${process.pid}`, String(composed++));
+  await mkdir(dir, { recursive: true });
+  const temp = join(dir, `.tmp-data-${crypto.randomUUID()}`);
+  const final = join(dir, "data.txt");
+  const fh = await open(temp, "wx", 0o640);
+  await fh.write(bytes);
+  await fh.sync();
+  await fh.close();
+  const id = await sql.begin(async (tx) => {
+    const [m] = await tx<{ id: number }[]>`
+      insert into msg (version, pid, no_reply, is_important, is_deflate, time_sent, from_addr,
+                       topic, type, size, filepath, sha256, psha256)
+      values (1, null, false, false, false, null, ${draft.from}, ${draft.topic}, ${draft.type}, ${bytes.length}, ${final}, null, null)
+      returning id`;
+    await tx`
+      insert into msg_to (msg_id, addr)
+      select ${m!.id}, x.addr from unnest(${draft.to}::varchar[]) with ordinality as x(addr, n) order by x.n`;
+    await rename(temp, final);
+    await fsyncDir(dir);
+    return m!.id;
+  });
+  return json(201, { id });
+}
+
+async function send(id: number): Promise<Response> {
+  const rows = await sql`update msg set time_sent = extract(epoch from now()) where id = ${id} and time_sent is null returning time_sent`;
+  return rows.length === 1 ? json(200, {}) : fail(409, "message not found or already sent");
+}
+
 Bun.serve({
   hostname: "127.0.0.1",
   port: Number(process.env.PORT),
@@ -139,6 +190,11 @@ Bun.serve({
     if (url.pathname === "/healthz") return json(200, { status: "ok" });
     const identity = await verify(req.headers.get("authorization"));
     if (!identity) return fail(401, "unauthorized");
+    if (req.method === "POST") {
+      if (url.pathname === "/fmsg") return compose(req);
+      const s = /^\/fmsg\/([1-9][0-9]{0,18})\/send$/.exec(url.pathname);
+      return s ? send(Number(s[1])) : fail(404, "not found");
+    }
     if (url.pathname === "/fmsg") {
       const limit = Math.min(100, Number(url.searchParams.get("limit") ?? 20));
       const offset = Number(url.searchParams.get("offset") ?? 0);
