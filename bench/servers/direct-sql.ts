@@ -51,22 +51,33 @@ export async function findMessage(sql: Sql, id: number, identity: string): Promi
 const FIELDS = ["id", "version", "pid", "no_reply", "is_important", "is_deflate", "time_sent", "from_addr", "topic", "type", "size", "filepath"];
 const fields = (alias: string) => FIELDS.map((f) => `${alias}.${f}`).join(", ");
 
-const BATCHES = `coalesce((select json_agg(json_build_object(
-        'batch_id', b.id, 'add_to_from', b.add_to_from, 'time_added', b.time_added,
-        'recipients', coalesce((select json_agg(${DELIVERY("a")} order by a.id) from msg_add_to a where a.batch_id = b.id), '[]'::json))
-        order by b.id)
-      from msg_add_to_batch b where b.msg_id = m.id), '[]'::json)`;
-
 const ATTACHMENTS = `coalesce((select json_agg(json_build_object(
         'filename', f.filename, 'size', f.filesize, 'flags', f.flags, 'type', f.type, 'filepath', f.filepath)
         order by f.position, f.filename)
       from msg_attachment f where f.msg_id = m.id), '[]'::json)`;
 
-type ListedRow = Omit<Row, "to_delivery"> & { to_addr: string[] | null; to_time_delivered: (number | null)[] | null; to_response_code: (number | null)[] | null };
+type ListedRow = Omit<Row, "to_delivery" | "batches"> & {
+  to_id: number[] | null; to_addr: string[] | null; to_time_delivered: (number | null)[] | null; to_response_code: (number | null)[] | null;
+  batch_id: number[] | null; batch_from: string[] | null; batch_time: number[] | null;
+  added_id: (number | null)[] | null; added_addr: (string | null)[] | null; added_time_delivered: (number | null)[] | null; added_response_code: (number | null)[] | null;
+};
 
-function toRow({ to_addr, to_time_delivered, to_response_code, ...rest }: ListedRow): Row {
-  const to_delivery = (to_addr ?? []).map((addr, i) => ({ addr, time_delivered: to_time_delivered![i] ?? null, response_code: to_response_code![i] ?? null }));
-  return { ...rest, to_delivery };
+/** Positions of `ids` in ascending id order. */
+const ascending = (ids: (number | null)[], at: number[]) => at.sort((x, y) => ids[x]! - ids[y]!);
+
+function toRow(r: ListedRow): Row {
+  const { to_id, to_addr, to_time_delivered, to_response_code, batch_id, batch_from, batch_time, added_id, added_addr, added_time_delivered, added_response_code, ...rest } = r;
+  const ids = to_id ?? [];
+  const to_delivery = ascending(ids, ids.map((_, i) => i)).map((i) => ({ addr: to_addr![i]!, time_delivered: to_time_delivered![i] ?? null, response_code: to_response_code![i] ?? null }));
+  const rowsOf = new Map<number, number[]>();
+  (batch_id ?? []).forEach((b, i) => rowsOf.set(b, [...(rowsOf.get(b) ?? []), i]));
+  const batches = [...rowsOf.keys()].sort((x, y) => x - y).map((b) => {
+    const at = rowsOf.get(b)!;
+    const recipients = ascending(added_id!, at.filter((i) => added_id![i] !== null))
+      .map((i) => ({ addr: added_addr![i]!, time_delivered: added_time_delivered![i] ?? null, response_code: added_response_code![i] ?? null }));
+    return { batch_id: b, add_to_from: batch_from![at[0]!]!, time_added: batch_time![at[0]!]!, recipients };
+  });
+  return { ...rest, to_delivery, batches };
 }
 
 export async function listInbox(sql: Sql, address: string, limit: number, offset: number): Promise<Row[]> {
@@ -89,20 +100,23 @@ export async function listInbox(sql: Sql, address: string, limit: number, offset
     ) r
     order by r.id desc, r.time_read is null, r.via_to desc limit ${limit} offset ${offset}`;
   const rows = await sql<ListedRow[]>`
-    with page as materialized (${page}),
-    to_lists as materialized (
-      select t.msg_id, json_agg(t.addr) as addr, json_agg(t.time_delivered) as time_delivered, json_agg(t.response_code) as response_code
-      from (select t.msg_id, t.addr, t.time_delivered, t.response_code from msg_to t
-            where t.msg_id = any(array(select id from page)) order by t.msg_id, t.id) t
-      group by t.msg_id)
+    with page as materialized (${page})
     select ${sql.unsafe(fields("m"))},
-      l.addr as to_addr, l.time_delivered as to_time_delivered, l.response_code as to_response_code,
-      case when m.id = any(array(select b.msg_id from msg_add_to_batch b where b.msg_id = any(array(select id from page))))
-        then ${sql.unsafe(BATCHES)} else '[]'::json end as batches,
+      l.to_id, l.to_addr, l.to_time_delivered, l.to_response_code,
+      x.batch_id, x.batch_from, x.batch_time, x.added_id, x.added_addr, x.added_time_delivered, x.added_response_code,
       m.time_read,
       case when m.id = any(array(select f.msg_id from msg_attachment f where f.msg_id = any(array(select id from page))))
         then ${sql.unsafe(ATTACHMENTS)} else '[]'::json end as attachments
-    from page m left join to_lists l on l.msg_id = m.id
+    from page m
+    left join lateral (
+      select json_agg(t.id) as to_id, json_agg(t.addr) as to_addr, json_agg(t.time_delivered) as to_time_delivered,
+        json_agg(t.response_code) as to_response_code
+      from msg_to t where t.msg_id = m.id) l on true
+    left join lateral (
+      select json_agg(b.id) as batch_id, json_agg(b.add_to_from) as batch_from, json_agg(b.time_added) as batch_time,
+        json_agg(a.id) as added_id, json_agg(a.addr) as added_addr, json_agg(a.time_delivered) as added_time_delivered,
+        json_agg(a.response_code) as added_response_code
+      from msg_add_to_batch b left join msg_add_to a on a.batch_id = b.id where b.msg_id = m.id) x on true
     order by m.id desc`;
   return rows.map(toRow);
 }

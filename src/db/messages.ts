@@ -145,50 +145,87 @@ const cut = (rows: MessageRow[], limit: number): RowPage => ({ rows: rows.slice(
  * (see bench/README.md).
  */
 
-/** A listed row as the page statement returns it: the `to` list as three parallel arrays. */
-type ListedRow = Omit<MessageRow, "to_delivery"> & {
+/** A listed row as the page statement returns it: the `to` and add-to lists as parallel arrays, in index order. */
+type ListedRow = Omit<MessageRow, "to_delivery" | "batches"> & {
+  to_id: number[] | null;
   to_addr: string[] | null;
   to_time_delivered: (number | null)[] | null;
   to_response_code: (number | null)[] | null;
+  /** One entry per (batch, recipient) pair; the recipient columns are null for a batch without recipients. */
+  batch_id: number[] | null;
+  batch_from: string[] | null;
+  batch_time: number[] | null;
+  added_id: (number | null)[] | null;
+  added_addr: (string | null)[] | null;
+  added_time_delivered: (number | null)[] | null;
+  added_response_code: (number | null)[] | null;
 };
 
-/** The row as messageColumns shapes it (same keys, same order); no `to` rows gives []. */
+/** Positions 0…n-1 ordered by `ids` ascending (row ids: the order the rows were written). */
+const byId = (ids: number[]) => ids.map((_, i) => i).sort((x, y) => ids[x]! - ids[y]!);
+
+/** The add-to batches of a listed row, oldest first, each with its recipients in the order added. */
+function batchesOf(row: ListedRow): MessageRow["batches"] {
+  const ids = row.batch_id;
+  if (!ids) return [];
+  const batches = new Map<number, MessageRow["batches"][number] & { order: number[] }>();
+  for (let i = 0; i < ids.length; i++) {
+    let batch = batches.get(ids[i]!);
+    if (!batch) batches.set(ids[i]!, (batch = { batch_id: ids[i]!, add_to_from: row.batch_from![i]!, time_added: row.batch_time![i]!, recipients: [], order: [] }));
+    if (row.added_id![i] !== null) batch.order.push(i);
+  }
+  return [...batches.values()]
+    .sort((x, y) => x.batch_id - y.batch_id)
+    .map(({ order, ...batch }) => {
+      order.sort((x, y) => row.added_id![x]! - row.added_id![y]!);
+      const recipients = order.map((i) => ({
+        addr: row.added_addr![i]!,
+        time_delivered: row.added_time_delivered![i] as number | null,
+        response_code: row.added_response_code![i] as number | null,
+      }));
+      return { ...batch, recipients };
+    });
+}
+
+/** The row as messageColumns shapes it (same keys, same order); no rows give []. */
 function messageRow(row: ListedRow): MessageRow {
-  const { to_addr, to_time_delivered, to_response_code, batches, time_read, attachments, ...head } = row;
-  const to_delivery = (to_addr ?? []).map((addr, i) => ({
-    addr,
+  const { to_id, to_addr, to_time_delivered, to_response_code, batch_id, batch_from, batch_time, added_id, added_addr, added_time_delivered, added_response_code, time_read, attachments, ...head } = row;
+  const to_delivery = byId(to_id ?? []).map((i) => ({
+    addr: to_addr![i]!,
     time_delivered: to_time_delivered![i] as number | null,
     response_code: to_response_code![i] as number | null,
   }));
-  return { ...head, to_delivery, batches, time_read, attachments };
+  return { ...head, to_delivery, batches: batchesOf(row), time_read, attachments };
 }
 
 /**
  * The rows of a page of messages in one statement. `page` selects them — FIELDS and the reader's
- * time_read, at most a page — and the lists are read once for the whole page rather than once per
- * message: every `to` row of the page in one scan, sorted once, each message's delivery columns
- * aggregated as plain JSON arrays (zipped into objects here: json_build_object per row and a sort
- * per message made the `to` lists the largest part of the statement's cost). json_agg keeps its
- * input's order, which the sorted subquery fixes (PostgreSQL never flattens a subquery with ORDER
- * BY). Most messages have no batches or attachments: one index look-up per table tells which
- * messages of the page have any, and only those run the per-message lists.
+ * time_read, at most a page. Each message's `to` rows and add-to rows come back as plain JSON arrays
+ * in the order its index walk finds them, with their row ids; JavaScript orders them by id and builds
+ * the objects. Measured on a page of 20 (bench/ANALYSIS.md): a sort per message, or one sorted scan
+ * for the whole page, and json_build_object per row were most of the statement's cost. Most messages
+ * have no attachments: one index look-up tells which messages of the page have any, and only those
+ * build their list.
  */
 async function listRows(sql: Db, page: postgres.PendingQuery<postgres.Row[]>): Promise<MessageRow[]> {
   const rows = await sql<ListedRow[]>`
-    with page as materialized (${page}),
-    to_lists as materialized (
-      select t.msg_id, json_agg(t.addr) as addr, json_agg(t.time_delivered) as time_delivered, json_agg(t.response_code) as response_code
-      from (select t.msg_id, t.addr, t.time_delivered, t.response_code from msg_to t
-            where t.msg_id = any(array(select id from page)) order by t.msg_id, t.id) t
-      group by t.msg_id)
+    with page as materialized (${page})
     select ${sql.unsafe(M_FIELDS)},
-      l.addr as to_addr, l.time_delivered as to_time_delivered, l.response_code as to_response_code,
-      case when m.id = any(array(select b.msg_id from msg_add_to_batch b where b.msg_id = any(array(select id from page))))
-        then ${sql.unsafe(BATCHES)} else '[]'::json end as batches,
+      l.to_id, l.to_addr, l.to_time_delivered, l.to_response_code,
+      x.batch_id, x.batch_from, x.batch_time, x.added_id, x.added_addr, x.added_time_delivered, x.added_response_code,
       m.time_read,
       case when m.id = any(array(select f.msg_id from msg_attachment f where f.msg_id = any(array(select id from page))))
         then ${sql.unsafe(ATTACHMENTS)} else '[]'::json end as attachments
-    from page m left join to_lists l on l.msg_id = m.id
+    from page m
+    left join lateral (
+      select json_agg(t.id) as to_id, json_agg(t.addr) as to_addr, json_agg(t.time_delivered) as to_time_delivered,
+        json_agg(t.response_code) as to_response_code
+      from msg_to t where t.msg_id = m.id) l on true
+    left join lateral (
+      select json_agg(b.id) as batch_id, json_agg(b.add_to_from) as batch_from, json_agg(b.time_added) as batch_time,
+        json_agg(a.id) as added_id, json_agg(a.addr) as added_addr, json_agg(a.time_delivered) as added_time_delivered,
+        json_agg(a.response_code) as added_response_code
+      from msg_add_to_batch b left join msg_add_to a on a.batch_id = b.id where b.msg_id = m.id) x on true
     order by m.id desc`;
   return rows.map(messageRow);
 }

@@ -128,6 +128,36 @@ describe("add_to_batches", () => {
     expect(m.has_add_to).toBe(true);
   });
 
+  test("a list shows the same batches and recipients in the order written, however the rows lie on disk", async () => {
+    const id = await sentMessage(s, ALICE, ["@zed@example.com", BOB, "@amy@example.com"]);
+    expect((await s.request("POST", `/fmsg/${id}/add-to`, { as: BOB, json: { add_to: ["@yan@far.example", "@abe@far.example"] } })).status).toBe(200);
+    expect((await s.request("POST", `/fmsg/${id}/add-to`, { as: ALICE, json: { add_to: ["@mo@near.example"] } })).status).toBe(200);
+    // Rewrite each table in address order, so index walks meet the rows sorted by address, not as written.
+    await s.db.sql`create index test_batch_by_adder on msg_add_to_batch (msg_id, add_to_from)`;
+    await s.db.sql`cluster msg_add_to_batch using test_batch_by_adder`;
+    await s.db.sql`drop index test_batch_by_adder`;
+    await s.db.sql`cluster msg_add_to using msg_add_to_msg_id_addr_key`;
+    await s.db.sql`cluster msg_to using msg_to_msg_id_addr_key`;
+
+    const alone = await getMessage(s, id, BOB);
+    const list = (await (await s.request("GET", "/fmsg?limit=100", { as: BOB })).json()) as Json[];
+    const item = list.find((m) => m.id === id)!;
+    const shown = (m: Json) => ({
+      to: m.to,
+      batches: (m.add_to_batches as Json[]).map((b) => [b.add_to_from, b.to]),
+    });
+    const written = {
+      to: ["@zed@example.com", BOB, "@amy@example.com"],
+      batches: [
+        [BOB, ["@yan@far.example", "@abe@far.example"]],
+        [ALICE, ["@mo@near.example"]],
+      ],
+    };
+    expect(shown(alone)).toEqual(written);
+    expect(shown(item)).toEqual(written);
+    expect(item.add_to_batches).toEqual(alone.add_to_batches);
+  });
+
   test("a draft's pending batch has time null; a draft without one has []", async () => {
     const withBatch = await createDraft(s, ALICE, [BOB], { add_to: [CAROL, DAVE] });
     const [batch] = await batchesOf(s, withBatch);
