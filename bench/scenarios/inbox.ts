@@ -6,22 +6,30 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { checkedStatement } from "../lib/capture.ts";
 import { getText } from "../lib/api.ts";
-import { fmtRatio, fmtSpread, table, type Ctx, type Figure, type ScenarioResult } from "../lib/context.ts";
+import { fmtNum, fmtRatio, fmtSpread, table, type Ctx, type Figure, type ScenarioResult } from "../lib/context.ts";
 import { connect, SEED } from "../lib/db.ts";
 import { wrkMatrix } from "../lib/matrix.ts";
 import { asPgbenchScript, findPgbench, pgbench } from "../lib/pgbench.ts";
+import { executorMs } from "../lib/statement-cost.ts";
 import type { Server } from "../lib/procs.ts";
-import { log, sameJson } from "../lib/util.ts";
+import { log, median, sameJson } from "../lib/util.ts";
+import { ORIGINAL_QUERY, ORIGINAL_TYPES, originalParams } from "./inbox-original.ts";
 
 export const INBOX_P99_GOAL_MS = 15;
 export const INBOX_GOAL_CONNS = 32;
 /** Issue 12: the page with every FMSG-003 field stays within this share of (b)'s req/s. */
 export const INBOX_RATIO_GOAL = 0.8;
+/** Issue 14, where the p99 goal is out of this machine's reach: the statement's own cost at most this share of the original's. */
+export const INBOX_COST_GOAL = 0.5;
+/** Rounds of the executor-time comparison (each runs both statements once). */
+const COST_ROUNDS = 300;
+/** pgbench clients of the cost comparison: one (latency) and 8 (the pool's size, throughput on 2 cores). */
+const COST_CLIENTS = [1, 8];
 /** How many of the inbox's newest messages get a real body file (the measured page is the newest 20). */
 const WITH_BODIES = 100;
 const COVERING = ["fmsg_api_msg_to_lower_addr_msg_id_idx", "fmsg_api_msg_add_to_lower_addr_msg_id_idx"];
 
-export type Plans = { query: string; params: unknown[]; statement: string; custom: string; generic: string; autoChoice: string; checks: Record<string, { custom: boolean; generic: boolean }> };
+export type Plans = { query: string; types: string[]; params: unknown[]; statement: string; custom: string; generic: string; autoChoice: string; checks: Record<string, { custom: boolean; generic: boolean }> };
 
 /** EXPLAIN (ANALYZE, BUFFERS) of the prepared statement, as a custom and as a generic plan. */
 export async function inboxPlans(url: string, address: string): Promise<Plans> {
@@ -53,7 +61,7 @@ export async function inboxPlans(url: string, address: string): Promise<Plans> {
       const checks: Plans["checks"] = {};
       for (const ix of COVERING) checks[ix] = { custom: custom.includes(ix), generic: generic.includes(ix) };
       const statement = `prepare bench_inbox (${typeNames.join(", ")}) as${cap.query.replace(/^\s*\n/, "\n")};\nexecute bench_inbox (${args});`;
-      return { query: cap.query, params: cap.params, statement, custom, generic, autoChoice, checks };
+      return { query: cap.query, types: typeNames, params: cap.params, statement, custom, generic, autoChoice, checks };
     });
   } finally {
     await sql.end({ timeout: 5 });
@@ -65,7 +73,32 @@ const capitalised = (address: string) =>
   `@${(address.split("@")[1] ?? "").split(".").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(".")}@…`;
 
 /** Which inbox to page through (default SEED.target's 10,000 in the seeded database), and how to describe it. */
-export type InboxOptions = { address?: string; inboxMessages?: number; database?: string; dataDir: string };
+export type InboxOptions = { address?: string; inboxMessages?: number; database?: string; dataDir: string; compareOriginal?: boolean };
+
+type CostComparison = { executor: { now: number; original: number }; pgbench: { clients: number; now: number[]; original: number[] }[] };
+
+/**
+ * Today's page statement against the one of issue 14's filing (inbox-original.ts), same database,
+ * same run: the executor's own time, and pgbench statements/s with the two taking turns.
+ */
+async function compareWithOriginal(ctx: Ctx, plans: Plans, address: string): Promise<CostComparison> {
+  const original = { query: ORIGINAL_QUERY, types: ORIGINAL_TYPES, params: originalParams(address, 20) };
+  const [now, old] = await executorMs(ctx.dbUrl, [plans, original], COST_ROUNDS);
+  const pgbenchRuns: CostComparison["pgbench"] = [];
+  if (await findPgbench()) {
+    for (const clients of COST_CLIENTS) {
+      const run = { clients, now: [] as number[], original: [] as number[] };
+      for (let r = 0; r < ctx.settings.runs; r++) {
+        for (const [which, st] of [["now", plans], ["original", original]] as const) {
+          const res = await pgbench(ctx.dbUrl, asPgbenchScript(st.query, st.params), { clients, seconds: ctx.settings.seconds, warmup: ctx.settings.warmup, tmp: ctx.tmp });
+          run[which].push(res.tps);
+        }
+      }
+      pgbenchRuns.push(run);
+    }
+  }
+  return { executor: { now: now!, original: old! }, pgbench: pgbenchRuns };
+}
 
 /**
  * The seed's rows name no body file; a real host's do, and every text body then carries its
@@ -164,6 +197,36 @@ export async function inboxScenario(ctx: Ctx, ours: Server, direct: Server, opts
       if (cell) rows.push([names[t]!, String(c), fmtSpread(cell.rps), fmtSpread(cell.p50, 2), fmtSpread(cell.p99, 2), String(cell.errors)]);
     }
   }
+  let cost: CostComparison | null = null;
+  if (opts.compareOriginal ?? !opts.database) {
+    log("scenario 2: the page statement's own cost against the original's");
+    cost = await compareWithOriginal(ctx, plans, address);
+    const share = cost.executor.now / cost.executor.original;
+    const met = share <= INBOX_COST_GOAL;
+    figures.push({
+      scenario: "2 Inbox page",
+      figure: "statement's executor time, generic plan (ms)",
+      conns: "1",
+      ours: cost.executor.now.toFixed(3),
+      baseline: `original statement ${cost.executor.original.toFixed(3)}`,
+      ratio: fmtRatio(share),
+      goal: `≤ ${INBOX_COST_GOAL.toFixed(2)} × original`,
+      result: met ? "PASS" : "MISS",
+      shortfall: met ? undefined : `inbox statement's executor time ${share.toFixed(3)} × the original's, goal ≤ ${INBOX_COST_GOAL.toFixed(2)}`,
+    });
+    for (const p of cost.pgbench) {
+      figures.push({
+        scenario: "2 Inbox page",
+        figure: "statement alone, pgbench statements/s",
+        conns: String(p.clients),
+        ours: fmtNum(median(p.now)),
+        baseline: `original statement ${fmtNum(median(p.original))}`,
+        ratio: `cost ${fmtRatio(median(p.original) / median(p.now))}`,
+        goal: "—",
+        result: "info",
+      });
+    }
+  }
   const used = (mode: "custom" | "generic") => COVERING.filter((ix) => plans.checks[ix]![mode]);
   const planOk = plans.checks[COVERING[0]!]!.custom && plans.checks[COVERING[0]!]!.generic;
   figures.push({
@@ -186,6 +249,12 @@ export async function inboxScenario(ctx: Ctx, ours: Server, direct: Server, opts
       ? `“Database alone” is \`pgbench -M prepared\` (${pgb.split("/").slice(-3).join("/")}) running the statement below as a prepared statement with the same parameters, at the same number of clients (only up to 32: pgbench opens one connection per client), each run counting only what completes after its own ${ctx.settings.warmup} s warm-up on the same connections, \`jit=off\` like the server — the inbox query with no HTTP at all. Ratios in the summary: ours ÷ (b); ours ÷ database alone.`
       : "pgbench was not found, so the database-alone baseline was skipped.",
     "",
+    ...(cost
+      ? [
+          `**The statement's own cost against the original.** bench/scenarios/inbox-original.ts keeps the page statement as it was when issue 14 was filed (one correlated subquery per list per listed message). Both run on this database for the same page: \`EXPLAIN (ANALYZE, TIMING OFF)\` of each as a prepared statement on its generic plan, taking turns, ${COST_ROUNDS} times after 10 unmeasured: median executor time ${cost.executor.now.toFixed(3)} ms now, ${cost.executor.original.toFixed(3)} ms then (${fmtRatio(cost.executor.now / cost.executor.original)}). pgbench (as above, the two taking turns, ${ctx.settings.runs} runs each) counts the protocol, parse/bind and its own client too: ${cost.pgbench.map((p) => `${p.clients} client${p.clients > 1 ? "s" : ""} ${fmtNum(median(p.now))} vs ${fmtNum(median(p.original))} statements/s (cost ${fmtRatio(median(p.original) / median(p.now))})`).join("; ") || "skipped (no pgbench)"}.`,
+          "",
+        ]
+      : []),
     `Query plans of the exact statement \`listInbox\` sends (captured from postgres.js), \`EXPLAIN (ANALYZE, BUFFERS) EXECUTE\` of a prepared statement. After five executions, \`plan_cache_mode = auto\` settles on the **${plans.autoChoice}** plan.`,
     "",
     "<details><summary>Statement</summary>",
@@ -207,5 +276,5 @@ export async function inboxScenario(ctx: Ctx, ours: Server, direct: Server, opts
     plans.generic,
     "```",
   ].join("\n");
-  return { id: "inbox", title: "2. Inbox page", figures, markdown, data: { matrix: m, plans } };
+  return { id: "inbox", title: "2. Inbox page", figures, markdown, data: { matrix: m, plans, cost } };
 }
