@@ -58,11 +58,11 @@ export type AppDeps = {
  * The router decodes percent-escapes, so `/fmsg/%31` would reach a route as id "1". An id must be
  * plain digits as sent: a first segment with an escape in it names no message.
  */
-const plainIdSegment: MiddlewareHandler<AppEnv> = async (c, next) => {
+const plainIdSegment: MiddlewareHandler<AppEnv> = (c, next) => {
   const path = c.req.url.slice(c.req.url.indexOf("/", c.req.url.indexOf("//") + 2));
   const segment = /^\/fmsg\/([^/?#]*)/.exec(path)?.[1];
   if (segment?.includes("%")) throw new ApiError(400, "invalid message id");
-  await next();
+  return next();
 };
 
 const metricsRoute = createRoute({

@@ -32,13 +32,13 @@ export function corsPolicy(origins: readonly string[]): MiddlewareHandler<AppEnv
     exposeHeaders: EXPOSED_HEADERS,
     maxAge: 600,
   });
-  return async (c, next) => {
+  return (c, next) => {
     const origin = c.req.header("origin");
     if (anyOrigin || (origin !== undefined && allowed.has(origin))) return allowCors(c, next);
     // Hono's cors would still send Expose-Headers (and Allow-Methods/-Headers on OPTIONS) to an
     // origin it does not allow; ours get no Access-Control-* header at all, only the Vary that tells
     // caches the answer depends on Origin.
     c.header("Vary", "Origin", { append: true });
-    await next();
+    return next();
   };
 }

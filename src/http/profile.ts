@@ -25,7 +25,7 @@ export function announceProfile(hostDefault: Profile): MiddlewareHandler<AppEnv>
 }
 
 /** Runs after authentication, with the other request validation: the request's own choice. */
-export const chooseProfile: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const chooseProfile: MiddlewareHandler<AppEnv> = (c, next) => {
   const asked = c.req.header(PROFILE_HEADER);
   if (asked !== undefined) {
     const profile = parseProfile(asked);
@@ -33,7 +33,8 @@ export const chooseProfile: MiddlewareHandler<AppEnv> = async (c, next) => {
     c.set("profile", profile);
     c.header(PROFILE_HEADER, profile);
   }
-  await next();
+  // Nothing to do afterwards: handing on the promise spares an async frame per request.
+  return next();
 };
 
 /**

@@ -110,10 +110,10 @@ export function rateLimit(opts: RateLimitOptions & { store?: RateStore }): Middl
     },
   });
   return async (c, next) => {
-    const refused = await limiter(c, async () => {
+    const refused = await limiter(c, () => {
       // Set before the route runs, so c.json() answers and app.onError's take them as they are built.
       setRateLimitHeaders(c, policy);
-      await next();
+      return next();
     });
     if (refused) return refused;
     // A response the handler built itself (a download) did not take them.
