@@ -5,9 +5,9 @@
 //   mode "direct-file": as "direct", plus the durable 1 KiB body file our server writes
 //                       (temp file, fsync, rename inside the transaction, fsync of the folder).
 // Argument: one JSON object (see Options). Prints one line: RESULT {json}.
-import { mkdir, open, rename } from "node:fs/promises";
 import { join } from "node:path";
 import postgres from "postgres";
+import { insertBaselineDraft, sendBaselineDraft } from "../lib/baseline-draft.ts";
 
 type Options = {
   mode: "api" | "direct" | "direct-file";
@@ -53,48 +53,12 @@ if (opts.mode === "api") {
     connection: { application_name: "fmsg-bench-baseline", jit: "off" },
   });
   close = () => sql.end({ timeout: 5 });
-  const withFile = opts.mode === "direct-file";
-  const bytes = Buffer.from(data);
+  const draft = { from: opts.from, to: opts.to, topic: "bench", type: "text/plain", bytes: Buffer.from(data) };
   let n = 0;
-  const fsyncDir = async (dir: string) => {
-    const fh = await open(dir, "r");
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  };
   sendPair = async () => {
-    let dir = "";
-    let temp = "";
-    let final = "/bench-direct/none";
-    if (withFile) {
-      dir = join(opts.dataDir!, `direct-${process.pid}`, String(n++));
-      await mkdir(dir, { recursive: true });
-      temp = join(dir, `.tmp-data-${crypto.randomUUID()}`);
-      final = join(dir, "data.txt");
-      const fh = await open(temp, "wx", 0o640);
-      await fh.write(bytes);
-      await fh.sync();
-      await fh.close();
-    }
-    const id = await sql.begin(async (tx) => {
-      const [m] = await tx<{ id: number }[]>`
-        insert into msg (version, pid, no_reply, is_important, is_deflate, time_sent, from_addr,
-                         topic, type, size, filepath, sha256, psha256)
-        values (1, null, false, false, false, null, ${opts.from}, 'bench', 'text/plain', ${bytes.length}, ${final}, null, null)
-        returning id`;
-      await tx`
-        insert into msg_to (msg_id, addr)
-        select ${m!.id}, x.addr from unnest(${opts.to}::varchar[]) with ordinality as x(addr, n) order by x.n`;
-      if (withFile) {
-        await rename(temp, final);
-        await fsyncDir(dir);
-      }
-      return m!.id;
-    });
-    const rows = await sql`update msg set time_sent = extract(epoch from now()) where id = ${id} and time_sent is null returning time_sent`;
-    if (rows.length !== 1) throw new Error("send lost its draft");
+    const dir = opts.mode === "direct-file" ? join(opts.dataDir!, `direct-${process.pid}`, String(n++)) : null;
+    const id = await insertBaselineDraft(sql, draft, dir);
+    if (!(await sendBaselineDraft(sql, id))) throw new Error("send lost its draft");
   };
 }
 

@@ -4,9 +4,10 @@
 // and answer the same JSON, FMSG-003 fields included (short_text read from the body file).
 // Scenario 3's POST /fmsg and POST /fmsg/:id/send do the load generator's "direct-file" work
 // (bench/load/compose.ts: same SQL, same durable body file) behind the same two requests ours answers.
-import { mkdir, open, realpath, rename } from "node:fs/promises";
+import { realpath } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import postgres from "postgres";
+import { insertBaselineDraft, sendBaselineDraft } from "../lib/baseline-draft.ts";
 import { findMessage, listInbox, type Delivery, type Row } from "./direct-sql.ts";
 
 const LEEWAY_SECONDS = 10;
@@ -138,47 +139,17 @@ let composed = 0;
 
 type Draft = { from: string; to: string[]; topic: string; type: string; data: string };
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 async function compose(req: Request): Promise<Response> {
   if (!COMPOSE_DIR) return fail(500, "BENCH_DIRECT_DATA_DIR is not set");
   const draft = (await req.json().catch(() => null)) as Draft | null;
   if (typeof draft?.data !== "string" || !Array.isArray(draft.to)) return fail(400, "bad request");
-  const bytes = Buffer.from(draft.data);
   const dir = join(COMPOSE_DIR, `bare-${process.pid}`, String(composed++));
-  await mkdir(dir, { recursive: true });
-  const temp = join(dir, `.tmp-data-${crypto.randomUUID()}`);
-  const final = join(dir, "data.txt");
-  const fh = await open(temp, "wx", 0o640);
-  await fh.write(bytes);
-  await fh.sync();
-  await fh.close();
-  const id = await sql.begin(async (tx) => {
-    const [m] = await tx<{ id: number }[]>`
-      insert into msg (version, pid, no_reply, is_important, is_deflate, time_sent, from_addr,
-                       topic, type, size, filepath, sha256, psha256)
-      values (1, null, false, false, false, null, ${draft.from}, ${draft.topic}, ${draft.type}, ${bytes.length}, ${final}, null, null)
-      returning id`;
-    await tx`
-      insert into msg_to (msg_id, addr)
-      select ${m!.id}, x.addr from unnest(${draft.to}::varchar[]) with ordinality as x(addr, n) order by x.n`;
-    await rename(temp, final);
-    await fsyncDir(dir);
-    return m!.id;
-  });
+  const id = await insertBaselineDraft(sql, { ...draft, bytes: Buffer.from(draft.data) }, dir);
   return json(201, { id });
 }
 
 async function send(id: number): Promise<Response> {
-  const rows = await sql`update msg set time_sent = extract(epoch from now()) where id = ${id} and time_sent is null returning time_sent`;
-  return rows.length === 1 ? json(200, {}) : fail(409, "message not found or already sent");
+  return (await sendBaselineDraft(sql, id)) ? json(200, {}) : fail(409, "message not found or already sent");
 }
 
 Bun.serve({
