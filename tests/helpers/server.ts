@@ -76,6 +76,17 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const db: TestDatabase = embeddedDir
     ? { name: "embedded", url: "", sql: null as unknown as TestDatabase["sql"], drop: async () => {} }
     : (opts.database ?? (await createTestDatabase()));
+  try {
+    return await startOn(opts, dataDir, embeddedDir, db);
+  } catch (err) {
+    // A start that fails (a test of configuration errors) leaves no database or folder behind.
+    if (!opts.database) await db.drop();
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function startOn(opts: TestServerOptions, dataDir: string, embeddedDir: string | null, db: TestDatabase): Promise<TestServer> {
   const loaded = loadConfig({
     ...(embeddedDir ? {} : { DATABASE_URL: db.url }),
     FMSG_DATA_DIR: dataDir,

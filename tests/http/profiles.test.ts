@@ -128,5 +128,12 @@ describe("GET /openapi.json?profile=", () => {
 });
 
 test("FMSG_API_PROFILE with an unknown value stops the server at start, naming the variable", async () => {
+  // This process's test databases (PostgreSQL only): the failed start must not leave one behind.
+  const ours = async () =>
+    seed.db.name === "embedded"
+      ? 0
+      : ((await seed.db.sql`select count(*)::int as n from pg_database where datname like ${`fmsg_test_${process.pid}_%`}`)[0]!.n as number);
+  const before = await ours();
   await expect(startTestServer({ env: { FMSG_API_PROFILE: "fmsg-004" } })).rejects.toThrow(/FMSG_API_PROFILE/);
+  expect(await ours()).toBe(before);
 });
