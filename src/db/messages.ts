@@ -161,40 +161,42 @@ type ListedRow = Omit<MessageRow, "to_delivery" | "batches"> & {
   added_response_code: (number | null)[] | null;
 };
 
-/** Positions 0…n-1 ordered by `ids` ascending (row ids: the order the rows were written). */
-const byId = (ids: number[]) => ids.map((_, i) => i).sort((x, y) => ids[x]! - ids[y]!);
+/** `positions` in ascending order of `ids` at them (row ids: the order the rows were written). */
+const ascending = (ids: (number | null)[], positions: number[]) => positions.sort((x, y) => ids[x]! - ids[y]!);
+
+/** The delivery object at position `i` of three parallel recipient arrays. */
+const delivery = (addr: (string | null)[], time: (number | null)[], code: (number | null)[], i: number) => ({
+  addr: addr[i]!,
+  time_delivered: time[i] as number | null,
+  response_code: code[i] as number | null,
+});
 
 /** The add-to batches of a listed row, oldest first, each with its recipients in the order added. */
 function batchesOf(row: ListedRow): MessageRow["batches"] {
-  const ids = row.batch_id;
-  if (!ids) return [];
-  const batches = new Map<number, MessageRow["batches"][number] & { order: number[] }>();
-  for (let i = 0; i < ids.length; i++) {
-    let batch = batches.get(ids[i]!);
-    if (!batch) batches.set(ids[i]!, (batch = { batch_id: ids[i]!, add_to_from: row.batch_from![i]!, time_added: row.batch_time![i]!, recipients: [], order: [] }));
-    if (row.added_id![i] !== null) batch.order.push(i);
-  }
-  return [...batches.values()]
-    .sort((x, y) => x.batch_id - y.batch_id)
-    .map(({ order, ...batch }) => {
-      order.sort((x, y) => row.added_id![x]! - row.added_id![y]!);
-      const recipients = order.map((i) => ({
-        addr: row.added_addr![i]!,
-        time_delivered: row.added_time_delivered![i] as number | null,
-        response_code: row.added_response_code![i] as number | null,
-      }));
-      return { ...batch, recipients };
-    });
+  // Each batch's positions in the arrays: one per recipient (a batch without any has one, its recipient columns null).
+  const positions = new Map<number, number[]>();
+  (row.batch_id ?? []).forEach((batch, i) => {
+    const at = positions.get(batch);
+    if (at) at.push(i);
+    else positions.set(batch, [i]);
+  });
+  return [...positions]
+    .sort(([x], [y]) => x - y)
+    .map(([batch_id, at]) => ({
+      batch_id,
+      add_to_from: row.batch_from![at[0]!]!,
+      time_added: row.batch_time![at[0]!]!,
+      recipients: ascending(row.added_id!, at.filter((i) => row.added_id![i] !== null)).map((i) =>
+        delivery(row.added_addr!, row.added_time_delivered!, row.added_response_code!, i),
+      ),
+    }));
 }
 
 /** The row as messageColumns shapes it (same keys, same order); no rows give []. */
 function messageRow(row: ListedRow): MessageRow {
   const { to_id, to_addr, to_time_delivered, to_response_code, batch_id, batch_from, batch_time, added_id, added_addr, added_time_delivered, added_response_code, time_read, attachments, ...head } = row;
-  const to_delivery = byId(to_id ?? []).map((i) => ({
-    addr: to_addr![i]!,
-    time_delivered: to_time_delivered![i] as number | null,
-    response_code: to_response_code![i] as number | null,
-  }));
+  const ids = to_id ?? [];
+  const to_delivery = ascending(ids, ids.map((_, i) => i)).map((i) => delivery(to_addr!, to_time_delivered!, to_response_code!, i));
   return { ...head, to_delivery, batches: batchesOf(row), time_read, attachments };
 }
 
