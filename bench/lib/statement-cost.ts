@@ -9,7 +9,8 @@ export type Prepared = { query: string; types: string[]; params: unknown[] };
 /** Rounds run first and not counted: caches and the plan cache settle. */
 const WARMUP_ROUNDS = 10;
 
-const literal = (v: unknown) => (typeof v === "number" || /^-?[0-9]+$/.test(String(v)) ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
+/** A parameter as an SQL literal for EXECUTE: integers bare, everything else quoted. */
+export const sqlLiteral = (v: unknown) => (typeof v === "number" || /^-?[0-9]+$/.test(String(v)) ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
 
 /**
  * Median executor time (ms) of each statement: `EXPLAIN (ANALYZE, TIMING OFF)` of a prepared
@@ -25,7 +26,7 @@ export async function executorMs(url: string, statements: Prepared[], rounds: nu
     for (let r = 0; r < WARMUP_ROUNDS + rounds; r++) {
       for (const [i, s] of statements.entries()) {
         const plan = await sql.unsafe<{ "QUERY PLAN": string }[]>(
-          `explain (analyze, timing off, costs off, summary on) execute cost_${i} (${s.params.map(literal).join(", ")})`,
+          `explain (analyze, timing off, costs off, summary on) execute cost_${i} (${s.params.map(sqlLiteral).join(", ")})`,
         );
         const line = plan.map((p) => p["QUERY PLAN"]).find((l) => l.startsWith("Execution Time:"));
         if (!line) throw new Error(`no execution time in the plan of statement ${i}`);

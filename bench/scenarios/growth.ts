@@ -19,7 +19,7 @@ import { log, spread, type Spread } from "../lib/util.ts";
 import { runOnce, type Run } from "./compose.ts";
 import { inboxScenario, type Plans } from "./inbox.ts";
 import { readScenario } from "./read.ts";
-import { openWaits, wave, type WaveResult } from "./waiters.ts";
+import { floorHolding, openWaits, wave, type WaveResult } from "./waiters.ts";
 
 export type GrowthOptions = { quick: boolean };
 
@@ -137,14 +137,13 @@ async function measure(ctx: Ctx, label: string, withBigInbox: boolean): Promise<
   await attempt(stage, "waiters", async () => {
     const server = await startServer(`ours-waiters-growth-${tag}`, ["bun", "src/main.ts", "serve"], ctx.serverEnv(dataDir, { FMSG_API_METRICS: "true" }), "/readyz");
     const floor = await startServer(`baseline-wait-growth-${tag}`, ["bun", "bench/servers/bare-wait.ts"], { DATABASE_URL: ctx.dbUrl });
-    const floorOpen = async () => ((await (await fetch(`${floor.url}/open`)).json()) as { open: number }).open;
     const sql = connect(ctx.dbUrl, { max: 2 });
     const waves: Record<"ours" | "bare", WaveResult[]> = { ours: [], bare: [] };
     try {
       for (let r = 0; r < ctx.settings.runs; r++) {
         const o = await wave(ctx, server, () => openWaits(server), `g${tag}w${r}o`, sql);
         waves.ours.push(o);
-        const b = await wave(ctx, floor, floorOpen, `g${tag}w${r}b`, sql);
+        const b = await wave(ctx, floor, () => floorHolding(floor), `g${tag}w${r}b`, sql);
         waves.bare.push(b);
         log(`growth ${label}: waiters wave ${r + 1}: last answered ${o.latency.max.toFixed(1)} ms (${o.answered}/${o.n}), bare floor ${b.latency.max.toFixed(1)} ms`);
       }

@@ -10,7 +10,7 @@ import { fmtNum, fmtRatio, fmtSpread, table, type Ctx, type Figure, type Scenari
 import { connect, SEED } from "../lib/db.ts";
 import { wrkMatrix } from "../lib/matrix.ts";
 import { asPgbenchScript, findPgbench, pgbench } from "../lib/pgbench.ts";
-import { executorMs } from "../lib/statement-cost.ts";
+import { executorMs, sqlLiteral } from "../lib/statement-cost.ts";
 import type { Server } from "../lib/procs.ts";
 import { log, median, sameJson } from "../lib/util.ts";
 import { ORIGINAL_QUERY, ORIGINAL_TYPES, originalParams } from "./inbox-original.ts";
@@ -42,8 +42,7 @@ export async function inboxPlans(url: string, address: string): Promise<Plans> {
         const [r] = await tx<{ name: string }[]>`select ${oid}::oid::regtype::text as name`;
         typeNames.push(r!.name);
       }
-      const literal = (v: unknown) => (typeof v === "number" || /^-?[0-9]+$/.test(String(v)) ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
-      const args = cap.params.map(literal).join(", ");
+      const args = cap.params.map(sqlLiteral).join(", ");
       await tx.unsafe(`prepare bench_inbox (${typeNames.join(", ")}) as ${cap.query}`);
       const explain = async (mode: string) => {
         await tx.unsafe(`set local plan_cache_mode = ${mode}`);

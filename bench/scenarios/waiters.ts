@@ -14,6 +14,11 @@ export const WAKE_P99_GOAL_MS = 20;
 const DOMAIN = "bench.example";
 const PREFIX = "waiter";
 
+/** Requests a floor server (bench/servers/bare-wait*.ts, bare-ws.ts) holds now. */
+export async function floorHolding(floor: Server): Promise<number> {
+  return ((await (await fetch(`${floor.url}/open`)).json()) as { open: number }).open;
+}
+
 export async function openWaits(server: Server): Promise<number> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
   return Number(/^fmsg_api_open_waits (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
@@ -179,9 +184,7 @@ async function contrast(ctx: Ctx, admin: ReturnType<typeof connect>) {
 export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<ScenarioResult> {
   const server = await startServer("ours-waiters", ["bun", "src/main.ts", "serve"], ctx.serverEnv(dataDir, { FMSG_API_METRICS: "true" }), "/readyz");
   const floor = await startServer("baseline-wait", ["bun", "bench/servers/bare-wait.ts"], { DATABASE_URL: ctx.dbUrl });
-  const floorOpen = async () => ((await (await fetch(`${floor.url}/open`)).json()) as { open: number }).open;
   const checkedFloor = await startServer("baseline-wait-confirmed", ["bun", "bench/servers/bare-wait-confirmed.ts"], { DATABASE_URL: ctx.dbUrl, FMSG_API_DB_POOL_SIZE: String(ctx.settings.poolSize) });
-  const checkedOpen = async () => ((await (await fetch(`${checkedFloor.url}/open`)).json()) as { open: number }).open;
   const sql = connect(ctx.dbUrl, { max: 2 });
   const ours: WaveResult[] = [];
   const bare: WaveResult[] = [];
@@ -193,10 +196,10 @@ export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<Scenar
       const o = await wave(ctx, server, () => openWaits(server), `w${r}o`, sql);
       ours.push(o);
       log(`waiters ours wave ${r + 1}: ${o.answered}/${o.n} answered, first ${o.latency.min.toFixed(1)} p50 ${o.latency.p50.toFixed(1)} p99 ${o.latency.p99.toFixed(1)} max ${o.latency.max.toFixed(1)} ms after commit (${o.commitMs.toFixed(0)} ms commit); RSS ${mib(o.held.rss).toFixed(1)} MiB; ${o.holding.total} connections (${o.holding.listening} LISTEN)`);
-      const b = await wave(ctx, floor, floorOpen, `w${r}b`, sql);
+      const b = await wave(ctx, floor, () => floorHolding(floor), `w${r}b`, sql);
       bare.push(b);
       log(`waiters floor wave ${r + 1}: ${b.answered}/${b.n} answered, first ${b.latency.min.toFixed(1)} p50 ${b.latency.p50.toFixed(1)} p99 ${b.latency.p99.toFixed(1)} max ${b.latency.max.toFixed(1)} ms after commit`);
-      const k = await wave(ctx, checkedFloor, checkedOpen, `w${r}c`, sql);
+      const k = await wave(ctx, checkedFloor, () => floorHolding(checkedFloor), `w${r}c`, sql);
       checked.push(k);
       log(`waiters floor + confirmation wave ${r + 1}: ${k.answered}/${k.n} answered, first ${k.latency.min.toFixed(1)} p50 ${k.latency.p50.toFixed(1)} p99 ${k.latency.p99.toFixed(1)} max ${k.latency.max.toFixed(1)} ms after commit`);
     }

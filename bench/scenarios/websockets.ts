@@ -6,7 +6,7 @@ import { connect } from "../lib/db.ts";
 import { spawnGenerators } from "../lib/generators.ts";
 import { memoryOf, startServer, type Server } from "../lib/procs.ts";
 import { distribution, log, sleep, spread, wallMs, type Distribution } from "../lib/util.ts";
-import { activity, type Activity } from "./waiters.ts";
+import { activity, floorHolding, type Activity } from "./waiters.ts";
 
 const DOMAIN = "bench.example";
 /** A message holds at most 255 `to` recipients: the sockets are spread over this many identities. */
@@ -79,7 +79,6 @@ async function wave(ctx: Ctx, server: Server, openCount: () => Promise<number>, 
 export async function webSocketsScenario(ctx: Ctx, dataDir: string): Promise<ScenarioResult> {
   const server = await startServer("ours-websockets", ["bun", "src/main.ts", "serve"], ctx.serverEnv(dataDir, { FMSG_API_METRICS: "true" }), "/readyz");
   const floor = await startServer("baseline-ws", ["bun", "bench/servers/bare-ws.ts"], { DATABASE_URL: ctx.dbUrl });
-  const floorOpen = async () => ((await (await fetch(`${floor.url}/open`)).json()) as { open: number }).open;
   const sql = connect(ctx.dbUrl, { max: 2 });
   const ours: Wave[] = [];
   const bare: Wave[] = [];
@@ -89,7 +88,7 @@ export async function webSocketsScenario(ctx: Ctx, dataDir: string): Promise<Sce
       const o = await wave(ctx, server, () => openSockets(server), `ws${r}o`, sql, true);
       ours.push(o);
       log(`websockets ours wave ${r + 1}: ${o.framed}/${o.n} framed (${o.wrong} wrong), first ${o.latency.min.toFixed(1)} p50 ${o.latency.p50.toFixed(1)} p99 ${o.latency.p99.toFixed(1)} last ${o.latency.max.toFixed(1)} ms after commit; RSS ${mib(o.heldRss).toFixed(1)} MiB; ${o.holding?.total} connections (${o.holding?.listening} LISTEN)`);
-      const b = await wave(ctx, floor, floorOpen, `ws${r}b`, sql, false);
+      const b = await wave(ctx, floor, () => floorHolding(floor), `ws${r}b`, sql, false);
       bare.push(b);
       log(`websockets floor wave ${r + 1}: ${b.framed}/${b.n} framed, first ${b.latency.min.toFixed(1)} p50 ${b.latency.p50.toFixed(1)} p99 ${b.latency.p99.toFixed(1)} last ${b.latency.max.toFixed(1)} ms after commit`);
     }
