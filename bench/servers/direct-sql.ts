@@ -116,7 +116,6 @@ export async function listInbox(sql: Sql, address: string, limit: number, offset
       select json_agg(b.id) as batch_id, json_agg(b.add_to_from) as batch_from, json_agg(b.time_added) as batch_time,
         json_agg(a.id) as added_id, json_agg(a.addr) as added_addr, json_agg(a.time_delivered) as added_time_delivered,
         json_agg(a.response_code) as added_response_code
-      from msg_add_to_batch b left join msg_add_to a on a.batch_id = b.id where b.msg_id = m.id) x on true
-    order by m.id desc`;
-  return rows.map(toRow);
+      from msg_add_to_batch b left join msg_add_to a on a.batch_id = b.id where b.msg_id = m.id) x on true`;
+  return rows.sort((a, b) => b.id - a.id).map(toRow);
 }

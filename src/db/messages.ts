@@ -200,6 +200,8 @@ function messageRow(row: ListedRow): MessageRow {
   return { ...head, to_delivery, batches: batchesOf(row), time_read, attachments };
 }
 
+const newestFirst = (a: { id: number }, b: { id: number }) => b.id - a.id;
+
 /**
  * The rows of a page of messages in one statement. `page` selects them — FIELDS and the reader's
  * time_read, at most a page. Each message's `to` rows and add-to rows come back as plain JSON arrays
@@ -227,9 +229,9 @@ async function listRows(sql: Db, page: postgres.PendingQuery<postgres.Row[]>): P
       select json_agg(b.id) as batch_id, json_agg(b.add_to_from) as batch_from, json_agg(b.time_added) as batch_time,
         json_agg(a.id) as added_id, json_agg(a.addr) as added_addr, json_agg(a.time_delivered) as added_time_delivered,
         json_agg(a.response_code) as added_response_code
-      from msg_add_to_batch b left join msg_add_to a on a.batch_id = b.id where b.msg_id = m.id) x on true
-    order by m.id desc`;
-  return rows.map(messageRow);
+      from msg_add_to_batch b left join msg_add_to a on a.batch_id = b.id where b.msg_id = m.id) x on true`;
+  // Newest first, ordered here: an ORDER BY would sort the wide rows after the joins (~5 % of the statement).
+  return rows.sort(newestFirst).map(messageRow);
 }
 
 /**
