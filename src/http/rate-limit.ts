@@ -84,6 +84,9 @@ function setRateLimitHeaders(c: Context<AppEnv>, policy: string): void {
   c.header("RateLimit-Policy", policy);
 }
 
+/** The `next` handed to the library's middleware: the rest of the request runs after it returns. */
+const countedOnly = async () => {};
+
 export function rateLimit(opts: RateLimitOptions & { store?: RateStore }): MiddlewareHandler<AppEnv> {
   const store = opts.store ?? new TokenBucketStore(opts.rate, opts.burst);
   const proxies = trustedProxyList(opts.trustedProxies);
@@ -110,12 +113,13 @@ export function rateLimit(opts: RateLimitOptions & { store?: RateStore }): Middl
     },
   });
   return async (c, next) => {
-    const refused = await limiter(c, () => {
-      // Set before the route runs, so c.json() answers and app.onError's take them as they are built.
-      setRateLimitHeaders(c, policy);
-      return next();
-    });
+    // The library only counts here: with skipFailedRequests and skipSuccessfulRequests off it does
+    // nothing after its `next`, so the route runs below, not two more async layers deep inside it.
+    const refused = await limiter(c, countedOnly);
     if (refused) return refused;
+    // Set before the route runs, so c.json() answers and app.onError's take them as they are built.
+    setRateLimitHeaders(c, policy);
+    await next();
     // A response the handler built itself (a download) did not take them.
     if (!c.res.headers.has("RateLimit-Limit")) setRateLimitHeaders(c, policy);
   };
