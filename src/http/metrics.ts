@@ -1,16 +1,22 @@
 // Prometheus text metrics: requests by route and status, latency histogram, gauges read on scrape.
-import { BoundedMap } from "../lib/bounded-map.ts";
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 type Histogram = { counts: number[]; sum: number; count: number };
 
 const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-/** Methods and route patterns are a small fixed set: each is escaped once, not on every request. */
-const escaped = new BoundedMap<string, string>(1024);
+/**
+ * Methods and route patterns are a small fixed set: each is escaped once, not on every request. A
+ * plain Map read (no LRU bookkeeping on every request); past the cap a label is escaped each time.
+ */
+const ESCAPED_MAX = 1024;
+const escaped = new Map<string, string>();
 const label = (v: string) => {
   let out = escaped.get(v);
-  if (out === undefined) escaped.set(v, (out = escapeLabel(v)));
+  if (out === undefined) {
+    out = escapeLabel(v);
+    if (escaped.size < ESCAPED_MAX) escaped.set(v, out);
+  }
   return out;
 };
 
