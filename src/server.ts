@@ -13,6 +13,7 @@ import { retryLocalDeliveries } from "./delivery/local-delivery.ts";
 import type { Profile } from "./domain/profile.ts";
 import { Metrics } from "./http/metrics.ts";
 import { openApiDocument } from "./http/openapi.ts";
+import { unpark } from "./http/parked.ts";
 import { RedisRateStore } from "./http/rate-store-redis.ts";
 import type { Logger } from "./http/request-log.ts";
 import { cachedIdentityService, type CachedIdentityService } from "./identity/cached-identity.ts";
@@ -147,7 +148,8 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       // Per-route limits cut bodies off while streaming, with JSON errors. Bun's own limit would
       // answer an empty 413 before any route runs, so it is set far out of the way.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-      fetch: (req: Request, server: Server<undefined>) => app.fetch(req, { server }),
+      // A long poll's answer comes after its middleware chain has finished (src/http/parked.ts).
+      fetch: (req: Request, server: Server<undefined>) => unpark(app.fetch(req, { server })),
       websocket: webSocketHandler,
       error: (err: Error) => {
         log({ level: "error", msg: "unhandled server error", error: String(err?.stack ?? err) });

@@ -3,6 +3,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import type { AppEnv } from "./app-env.ts";
 import type { Metrics } from "./metrics.ts";
+import { holdParked } from "./parked.ts";
 
 export type Logger = (line: Record<string, unknown>) => void;
 
@@ -39,19 +40,17 @@ function logRequest(c: Context<AppEnv>, started: number, log: Logger, metrics: M
   const requestId = c.get("requestId");
   // Responses a handler built itself (downloads) did not take the header set before it ran.
   if (!c.res.headers.has("X-Request-Id")) c.header("X-Request-Id", requestId);
-  const seconds = (performance.now() - started) / 1000;
   // The first route with a method is the handler that answered (or would have, when
   // middleware refused first); middleware (method ALL, e.g. "/*") and later matches such as
   // "/fmsg/:id" for /fmsg/wait are not it.
   const route = matchedRoutes(c).find((r) => r.method !== "ALL")?.path ?? "unmatched";
-  metrics?.observe(c.req.method, route, c.res.status, seconds);
-  log({
-    msg: "request",
-    method: c.req.method,
-    path: c.req.path, // the path only: query strings may carry secrets
-    status: c.res.status,
-    ms: Math.round(seconds * 10000) / 10,
-    request_id: requestId,
-    client_ip: c.get("clientIp") ?? null,
-  });
+  const { method, path } = c.req; // the path only: query strings may carry secrets
+  const clientIp = c.get("clientIp") ?? null;
+  // Read now, not when a parked request is answered: the context is not kept for that.
+  const answered = (status: number) => {
+    const seconds = (performance.now() - started) / 1000;
+    metrics?.observe(method, route, status, seconds);
+    log({ msg: "request", method, path, status, ms: Math.round(seconds * 10000) / 10, request_id: requestId, client_ip: clientIp });
+  };
+  if (!holdParked(c, answered)) answered(c.res.status);
 }

@@ -238,6 +238,67 @@ describe("GET /fmsg/wait: no wake-up", () => {
   });
 });
 
+describe("GET /fmsg/wait: an answer given after waiting", () => {
+  // The wait's answer is built after its middleware chain has finished (src/http/parked.ts): it must
+  // still carry what every answer carries, and be logged and counted with its real status.
+  const lines: Record<string, unknown>[] = [];
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({
+      env: { FMSG_API_LOG: "info", FMSG_API_METRICS: "true", FMSG_CORS_ORIGINS: "https://app.example" },
+      log: (l) => lines.push(l),
+    });
+  });
+  afterAll(() => t.stop());
+
+  const headersOf = (res: Response) => ({
+    requestId: res.headers.get("x-request-id"),
+    profile: res.headers.get("fmsg-profile"),
+    limit: res.headers.get("ratelimit-limit"),
+    origin: res.headers.get("access-control-allow-origin"),
+    vary: res.headers.get("vary"),
+    type: res.headers.get("content-type"),
+  });
+  const request = (query: string, id: string, method = "GET") =>
+    t.request(method, `/fmsg/wait${query}`, { as: BOB, headers: { "x-request-id": id, origin: "https://app.example", "fmsg-profile": "fmsg-003" } });
+
+  test("woken: 200 with the JSON body, the client's request id, its profile, the limit and CORS headers; logged and counted as 200", async () => {
+    const since = await maxId(t);
+    const id = await createDraft(t, ALICE, [BOB]);
+    const answer = request(`?since_id=${since}&timeout=15`, "late-200");
+    await until(() => t.server.waiters.size === 1, "the wait registered");
+    expect(lines.some((l) => l.request_id === "late-200")).toBe(false); // not logged before it is answered
+    await send(t, ALICE, id);
+    const res = await answer;
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ has_new: true, latest_id: id });
+    expect(headersOf(res)).toMatchObject({ requestId: "late-200", profile: "fmsg-003", origin: "https://app.example", vary: "Origin", type: "application/json" });
+    expect(Number(headersOf(res).limit)).toBeGreaterThan(0);
+    expect(lines.filter((l) => l.request_id === "late-200")).toMatchObject([{ msg: "request", method: "GET", path: "/fmsg/wait", status: 200 }]);
+    const metrics = await (await t.request("GET", "/metrics", { as: null })).text();
+    expect(metrics).toContain('fmsg_api_requests_total{method="GET",route="/fmsg/wait",status="200"} 1');
+  });
+
+  test("timed out: 204 with no body and no Content-Type, the same headers otherwise; logged as 204", async () => {
+    const res = await request(`?since_id=${await maxId(t)}&timeout=1`, "late-204");
+    expect(res.status).toBe(204);
+    expect(await res.text()).toBe("");
+    expect(headersOf(res)).toMatchObject({ requestId: "late-204", profile: "fmsg-003", origin: "https://app.example", type: null });
+    expect(lines.filter((l) => l.request_id === "late-204")).toMatchObject([{ path: "/fmsg/wait", status: 204 }]);
+  });
+
+  test("HEAD waits too, and is answered by the wake-up", async () => {
+    const since = await maxId(t);
+    const id = await createDraft(t, ALICE, [BOB]);
+    const answer = request(`?since_id=${since}&timeout=15`, "late-head", "HEAD");
+    await until(() => t.server.waiters.size === 1, "the HEAD wait registered");
+    await send(t, ALICE, id);
+    const res = await answer;
+    expect(res.status).toBe(200);
+    expect(headersOf(res)).toMatchObject({ requestId: "late-head", type: "application/json" });
+  });
+});
+
 describe("GET /fmsg/wait: resources", () => {
   test("a client that disconnects frees its waiter at once", async () => {
     const since = await maxId();

@@ -1,12 +1,15 @@
 // GET /fmsg/wait: the long poll, answered from the in-memory waiter registry.
-import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
 import { WaitQuery } from "../../contract/requests.ts";
 import { WaitNews } from "../../contract/responses.ts";
 import { extendRequestTimeout } from "../../lib/bun.ts";
 import type { InboxWaiters } from "../../realtime/inbox-waiters.ts";
 import type { AppEnv } from "../app-env.ts";
 import { answers, BEARER, json } from "../openapi.ts";
+import { answerLater, type LaterAnswer } from "../parked.ts";
 import { refuseInvalid } from "../validation.ts";
+
+type WaitNewsBody = z.infer<typeof WaitNews>;
 
 /** Idle allowance beyond the wait itself, so Bun's 30 s idle timeout never cuts a full wait. */
 const IDLE_MARGIN_SECONDS = 15;
@@ -27,13 +30,23 @@ const wait = createRoute({
   ),
 });
 
+/** The long poll's answer for the newest id found (null: nothing new in time, or shutting down). */
+const newsAnswer = (latest: number | null): LaterAnswer =>
+  latest === null ? { status: 204, json: null } : { status: 200, json: JSON.stringify({ has_new: true, latest_id: latest } satisfies WaitNewsBody) };
+
 export function waitRoutes(waiters: InboxWaiters) {
   return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid }).openapi(wait, async (c) => {
     const { since_id: sinceId, timeout } = c.req.valid("query");
     extendRequestTimeout(c, timeout + IDLE_MARGIN_SECONDS);
     // A client that goes away aborts the signal, which frees its waiter and timer at once.
-    const latest = await waiters.wait(c.get("identity"), sinceId, timeout * 1000, c.req.raw.signal);
-    if (latest === null) return c.body(null, 204);
-    return c.json({ has_new: true as const, latest_id: latest }, 200);
+    const latest = waiters.wait(c.get("identity"), sinceId, timeout * 1000, c.req.raw.signal);
+    if (c.req.method === "HEAD") {
+      // Hono answers HEAD with a copy of the GET route's response, which parked.ts could not swap
+      // for the real answer: this one waits inside the chain.
+      const id = await latest;
+      return id === null ? c.body(null, 204) : c.json({ has_new: true as const, latest_id: id }, 200);
+    }
+    // Answered later, outside the middleware chain (parked.ts): the 200 and 204 declared above.
+    return answerLater(c, latest.then(newsAnswer));
   });
 }
