@@ -113,6 +113,8 @@ export class InboxWaiters {
    * it, the full query re-checks the addresses.
    */
   wake(addresses: Iterable<string>, msgId?: number): void {
+    // Nobody waits: nothing to mark (most notifications on a busy host with no open long poll).
+    if (this.byBucket.size === 0) return;
     if (msgId === undefined || !this.confirm) {
       for (const a of addresses) this.markDirty(addressBucket(a));
       this.schedule();
