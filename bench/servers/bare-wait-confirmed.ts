@@ -5,6 +5,7 @@
 // no framework, no token check (the address is the token payload's `sub`, read unverified), no
 // catch-up query, no case folding beyond lower(), no limit on confirmations in flight.
 import postgres from "postgres";
+import { serveFloor } from "./floor.ts";
 
 const sql = postgres(process.env.DATABASE_URL!, {
   max: Number(process.env.FMSG_API_DB_POOL_SIZE ?? 8),
@@ -69,15 +70,10 @@ await sql.listen("new_msg", (payload) => {
   addrs.push(addr);
 });
 
-Bun.serve({
-  hostname: "127.0.0.1",
-  port: Number(process.env.PORT),
-  development: false,
+serveFloor({
   idleTimeout: 120,
-  fetch(req) {
-    const path = new URL(req.url).pathname;
-    if (path === "/healthz") return Response.json({ status: "ok" });
-    if (path === "/open") return Response.json({ open });
+  open: () => open,
+  hold(req) {
     const addr = addressOf(req);
     if (!addr) return Response.json({ error: "no token" }, { status: 401 });
     return new Promise<Response>((resolve) => {

@@ -3,6 +3,7 @@
 // raised by the same commit our server is woken by) answers all of them at once with a fixed body.
 // No framework, no token check, no per-address routing, no catch-up query.
 import postgres from "postgres";
+import { serveFloor } from "./floor.ts";
 
 const sql = postgres(process.env.DATABASE_URL!, { max: 1, onnotice: () => {}, connection: { application_name: "fmsg-bench-baseline" } });
 const pending: ((r: Response) => void)[] = [];
@@ -14,15 +15,8 @@ await sql.listen("new_msg", () => {
   for (const resolve of batch) resolve(new Response(body, { headers }));
 });
 
-Bun.serve({
-  hostname: "127.0.0.1",
-  port: Number(process.env.PORT),
-  development: false,
+serveFloor({
   idleTimeout: 120,
-  fetch(req) {
-    const path = new URL(req.url).pathname;
-    if (path === "/healthz") return Response.json({ status: "ok" });
-    if (path === "/open") return Response.json({ open: pending.length });
-    return new Promise<Response>((resolve) => pending.push(resolve));
-  },
+  open: () => pending.length,
+  hold: () => new Promise<Response>((resolve) => pending.push(resolve)),
 });

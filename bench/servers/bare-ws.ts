@@ -3,6 +3,7 @@
 // first notification of each message on one postgres.js LISTEN connection (channel new_msg, raised
 // by the same commit our server hears) sends one fixed frame to every open socket.
 import postgres from "postgres";
+import { serveFloor } from "./floor.ts";
 import type { ServerWebSocket } from "bun";
 
 const sql = postgres(process.env.DATABASE_URL!, { max: 1, onnotice: () => {}, connection: { application_name: "fmsg-bench-baseline" } });
@@ -17,14 +18,9 @@ await sql.listen("new_msg", (payload) => {
   for (const ws of open) ws.send(frame);
 });
 
-Bun.serve({
-  hostname: "127.0.0.1",
-  port: Number(process.env.PORT),
-  development: false,
-  fetch(req, server) {
-    const path = new URL(req.url).pathname;
-    if (path === "/healthz") return Response.json({ status: "ok" });
-    if (path === "/open") return Response.json({ open: open.size });
+serveFloor({
+  open: () => open.size,
+  hold(req, server) {
     if (server.upgrade(req)) return;
     return new Response("upgrade required", { status: 426 });
   },
