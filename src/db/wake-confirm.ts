@@ -16,30 +16,32 @@ export type NotifiedAnswer = { confirmed: number[]; doubtful: number[] };
 
 /**
  * One query for a batch of notifications. A candidate is the named address only where PostgreSQL's
- * lower() says so (the folding of every inbox query); an identical spelling needs no lower() call.
- * Every table look-up is by key — msg by id, msg_to and msg_add_to by their unique (msg_id, addr) with
- * the address exactly as the trigger wrote it — so the cost follows the batch, never an inbox's size.
- * Both steps are materialized so each look-up runs once per candidate as such a probe (inlined, the
- * recipient test was evaluated twice). Positions come back as two arrays in one row: a wake-up of
- * thousands parses two arrays, not thousands of rows.
+ * lower() says so (the folding of every inbox query); an identical spelling needs no lower() call
+ * (and travels as NULL, so the third array is mostly empty). Every table look-up is by key — msg by
+ * id (LIMIT 1 keeps it a probe per candidate: as a plain join the planner may merge-join the whole
+ * primary key from its start), msg_to and msg_add_to by their unique (msg_id, addr) with the address
+ * exactly as the trigger wrote it — so the cost follows the batch, never an inbox's size. Each
+ * candidate is looked at once and the answer is one array: position p confirmed as p, in doubt as
+ * -1 - p, neither left out. A wake-up of thousands parses one array, not thousands of rows.
  */
 export async function confirmNotified(sql: Sql, candidates: readonly NotifiedCandidate[]): Promise<NotifiedAnswer> {
   if (candidates.length === 0) return { confirmed: [], doubtful: [] };
-  const [row] = await sql<NotifiedAnswer[]>`
-    with c as materialized (
-      select x.n::int4 - 1 as n, x.msg_id, x.named,
-        (select m.from_addr from msg m where m.id = x.msg_id and m.time_sent is not null) as sender
-      from unnest(${arrayLiteral(candidates.map((c) => c.msgId))}::int8[],
-                  ${arrayLiteral(candidates.map((c) => c.named))}::text[],
-                  ${arrayLiteral(candidates.map((c) => c.addr))}::text[]) with ordinality as x(msg_id, named, addr, n)
-      where case when x.addr = x.named then true else lower(x.addr) = lower(x.named) end),
-    k as materialized (
-      select c.n, c.sender = c.named as is_sender,
-        exists (select 1 from msg_to t where t.msg_id = c.msg_id and t.addr = c.named)
-          or exists (select 1 from msg_add_to a where a.msg_id = c.msg_id and a.addr = c.named) as recipient
-      from c where c.sender is not null)
-    select coalesce(array_agg(k.n) filter (where k.recipient), '{}') as confirmed,
-      coalesce(array_agg(k.n) filter (where not k.recipient and not k.is_sender), '{}') as doubtful
-    from k`;
-  return { confirmed: row?.confirmed ?? [], doubtful: row?.doubtful ?? [] };
+  const [row] = await sql<{ answer: number[] }[]>`
+    select coalesce(array_remove(array_agg(case
+        when exists (select 1 from msg_to t where t.msg_id = x.msg_id and t.addr = x.named)
+          or exists (select 1 from msg_add_to a where a.msg_id = x.msg_id and a.addr = x.named) then x.n::int4 - 1
+        when m.from_addr <> x.named then -x.n::int4 end), null), '{}') as answer
+    from unnest(${arrayLiteral(candidates.map((c) => c.msgId))}::int8[],
+                ${arrayLiteral(candidates.map((c) => c.named))}::text[],
+                ${arrayLiteral(candidates.map((c) => (c.addr === c.named ? null : c.addr)))}::text[])
+      with ordinality as x(msg_id, named, addr, n)
+    cross join lateral (select m.from_addr from msg m where m.id = x.msg_id and m.time_sent is not null limit 1) m
+    where x.addr is null or lower(x.addr) = lower(x.named)`;
+  const confirmed: number[] = [];
+  const doubtful: number[] = [];
+  for (const v of row?.answer ?? []) {
+    if (v >= 0) confirmed.push(v);
+    else doubtful.push(-1 - v);
+  }
+  return { confirmed, doubtful };
 }

@@ -27,6 +27,12 @@ test("integers, including ids past 2^31", async () => {
   expect(rows.map((r) => Number(r.v))).toEqual(values);
 });
 
+test("null is NULL, beside the text \"NULL\" and strings that need escaping", async () => {
+  const values = [null, "NULL", 'a"b', null, "c\\d", "@plain@example.com"];
+  const rows = await sql()<{ v: string | null }[]>`select v from unnest(${arrayLiteral(values)}::text[]) with ordinality as u(v, n) order by n`;
+  expect(rows.map((r) => r.v)).toEqual(values);
+});
+
 test("a non-integer number is refused rather than sent", () => {
   expect(() => arrayLiteral([1.5])).toThrow("not an integer");
 });

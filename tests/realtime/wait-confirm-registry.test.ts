@@ -202,6 +202,21 @@ describe.skipIf(EMBEDDED)("InboxWaiters answering from notifications (UTF-8 data
     expect(full.length).toBe(fullBefore + 1);
   });
 
+  test("the sender told of an add-to to its own message is not concerned: no answer, no full query", async () => {
+    const { w, full, confirms } = registry(pool);
+    const alice = track(w.wait(ALICE, await maxId(pool), LONG));
+    await w.idle();
+    const fullBefore = full.length;
+    // recipients_added names every participant, the sender too; her inbox holds nothing new.
+    const id = await store(pool, [BOB], { from: ALICE });
+    w.wake([ALICE], id);
+    await w.idle();
+    expect(confirms.length).toBe(1);
+    expect(full.length).toBe(fullBefore);
+    expect(alice.settled).toBe(false);
+    w.closeAll();
+  });
+
   test("a failed confirmation hands its waiters to the full query, which answers them", async () => {
     const { w, full } = registry(pool, 1);
     const bob = track(w.wait(BOB, await maxId(pool), LONG));
