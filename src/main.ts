@@ -66,6 +66,7 @@ async function serve(env: Env): Promise<void> {
   const server = await startServer(config, { log });
   log({ level: "info", msg: "listening", urls: server.urls, mode: config.mode, version: VERSION });
   if (embedded) {
+    log.flush(); // the banner follows the "listening" line
     const url = server.urls[0]!.replace("0.0.0.0", "localhost");
     const ttl = Math.min(30 * 86400, config.maxTokenTtl);
     const token = mintToken(SAMPLE_ADDRESS, config.jwtKey, ttl);
@@ -86,13 +87,17 @@ async function serve(env: Env): Promise<void> {
     stopping = true;
     log({ level: exitCode === 0 ? "info" : "error", msg: "shutting down", reason });
     // However the drain goes, the process ends: a supervisor restarts it after a failure.
-    const hardStop = setTimeout(() => process.exit(exitCode || 1), UNCAUGHT_EXIT_MS);
+    const hardStop = setTimeout(() => {
+      log.flush();
+      process.exit(exitCode || 1);
+    }, UNCAUGHT_EXIT_MS);
     hardStop.unref();
     void server
       .stop()
       .catch(() => {})
       .then(() => {
         log({ level: "info", msg: "stopped", exitCode });
+        log.flush();
         process.exit(exitCode);
       });
   };
