@@ -63,6 +63,8 @@ async function serve(env: Env): Promise<void> {
   const embedded = configuredModeSelected(env) ? null : await prepareEmbeddedDefaults();
   const config = loadConfig(env, embedded ?? undefined);
   const log = jsonLogger(config.log === "info");
+  // Whichever way the process exits, the lines still held for the end of this turn are written first.
+  process.on("exit", () => log.flush());
   const server = await startServer(config, { log });
   log({ level: "info", msg: "listening", urls: server.urls, mode: config.mode, version: VERSION });
   if (embedded) {
@@ -87,17 +89,13 @@ async function serve(env: Env): Promise<void> {
     stopping = true;
     log({ level: exitCode === 0 ? "info" : "error", msg: "shutting down", reason });
     // However the drain goes, the process ends: a supervisor restarts it after a failure.
-    const hardStop = setTimeout(() => {
-      log.flush();
-      process.exit(exitCode || 1);
-    }, UNCAUGHT_EXIT_MS);
+    const hardStop = setTimeout(() => process.exit(exitCode || 1), UNCAUGHT_EXIT_MS);
     hardStop.unref();
     void server
       .stop()
       .catch(() => {})
       .then(() => {
         log({ level: "info", msg: "stopped", exitCode });
-        log.flush();
         process.exit(exitCode);
       });
   };

@@ -25,7 +25,7 @@ const FLUSH_AT_CHARS = 64 * 1024;
  * One JSON line per call. Lines of one event-loop turn go out in one write: a wave of 10,000
  * long-poll answers logged line by line cost ~27 ms more CPU in write calls than in batches (in
  * process, to a pipe). A line waits at most until the turn ends; only a kill -9 within that turn
- * loses it. Call flush() before process.exit().
+ * loses it. The server flushes on its "exit" event (src/main.ts), whichever way it exits.
  */
 export function jsonLogger(enabled: boolean, write: (text: string) => void = (t) => process.stdout.write(t)): BufferedLogger {
   if (!enabled) return Object.assign(() => {}, { flush: () => {} });
