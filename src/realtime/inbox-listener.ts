@@ -18,7 +18,7 @@ export type ListenerStatus = { connected(): boolean };
 export type InboxListener = ListenerStatus & { stop(): Promise<void> };
 
 /** What the listener drives: the waiters' wake-ups, and the hook that tells it a re-check failed. */
-export type WakeTarget = Pick<InboxWaiters, "wake" | "wakeAll" | "onCheckFailed">;
+export type WakeTarget = Pick<InboxWaiters, "wake" | "wakeAll" | "onCheckFailed" | "anyone">;
 
 type Handle = { unlisten: () => Promise<void> };
 
@@ -27,7 +27,7 @@ export type ListenerOptions = {
   heartbeatMs?: number;
   log?: (line: Record<string, unknown>) => void;
   /** The open WebSockets, told of every notification (none: only the waiters are fed). */
-  sockets?: Pick<InboxSockets, "notify">;
+  sockets?: Pick<InboxSockets, "notify" | "anyone">;
   /** The readers of GET /fmsg/events, woken by FEED_CHANNEL and re-checked with the waiters after an outage. */
   feed?: WakeTarget;
 };
@@ -85,6 +85,8 @@ export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: Li
   };
   const onNotification = (kind: (typeof INBOX_CHANNELS)[number]) =>
     safely((payload: string) => {
+      // Two or more per recipient of every send: on a host with no open wait or socket, that is all.
+      if (!waiters.anyone && !opts.sockets?.anyone) return;
       const parsed = parsePayload(payload);
       if (!parsed) return;
       // Waiters wait for their inbox; a delivery to someone else changes nothing there. The message id

@@ -79,6 +79,11 @@ export class InboxSockets {
     this.keySweeper.unref?.();
   }
 
+  /** Whether any socket is open: the listener skips a notification's parsing when none is. */
+  get anyone(): boolean {
+    return this.byBucket.size > 0;
+  }
+
   /** Open sockets (tests, /metrics). */
   get size(): number {
     let n = 0;

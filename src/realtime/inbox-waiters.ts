@@ -61,6 +61,11 @@ export class InboxWaiters {
     return this.closed;
   }
 
+  /** Whether anyone waits at all: the listener skips a notification's parsing when nobody does. */
+  get anyone(): boolean {
+    return this.byBucket.size > 0;
+  }
+
   /** Number of open waits (exposed for tests and /metrics). */
   get size(): number {
     let n = 0;

@@ -135,7 +135,9 @@ export async function writeWithRow<T>(
   try {
     const result = await dbWork(async (current) => {
       const target = finalPathFor(staged, current);
-      await ensureDir(dirname(target));
+      // The staged file's own folder exists (and ensureDir synced its entry when it made it): only
+      // the other slot may still be missing.
+      if (dirname(target) !== staged.dir) await ensureDir(dirname(target));
       await onDisk(() => rename(staged.tempPath, target));
       placed = target;
       await onDisk(() => fsyncDir(dirname(target)));

@@ -431,6 +431,7 @@ describe.skipIf(EMBEDDED)("inbox listener", () => {
       wake: (addresses: Iterable<string>) => void woken.push(...addresses),
       wakeAll: () => {},
       onCheckFailed: () => {},
+      anyone: true,
     };
     const listener = await startInboxListener(pool, waiters, { heartbeatMs: 50 });
     try {
