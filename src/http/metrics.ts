@@ -4,6 +4,9 @@ const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 
 type Histogram = { counts: number[]; sum: number; count: number };
 
+/** One method on one route: its label text (built once), requests by status, and its latency. */
+type Series = { labels: string; byStatus: Map<number, number>; latency: Histogram };
+
 const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 /**
  * Methods and route patterns are a small fixed set: each is escaped once, not on every request. A
@@ -21,19 +24,27 @@ const label = (v: string) => {
 };
 
 export class Metrics {
-  private readonly requests = new Map<string, number>();
-  private readonly latency = new Map<string, Histogram>();
+  /** By route pattern, then method: a request finds its series with two Map reads and no string built. */
+  private readonly series = new Map<string, Map<string, Series>>();
   private rateLimited = 0;
 
   constructor(private readonly gauges: Record<string, { help: string; read: () => number }> = {}) {}
 
   /** `route` is the matched route pattern (never the raw path), so label cardinality stays bounded. */
   observe(method: string, route: string, status: number, seconds: number): void {
-    const key = `method="${label(method)}",route="${label(route)}",status="${status}"`;
-    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
-    const hkey = `method="${label(method)}",route="${label(route)}"`;
-    let h = this.latency.get(hkey);
-    if (!h) this.latency.set(hkey, (h = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 }));
+    let byMethod = this.series.get(route);
+    if (!byMethod) this.series.set(route, (byMethod = new Map()));
+    let series = byMethod.get(method);
+    if (!series) {
+      series = {
+        labels: `method="${label(method)}",route="${label(route)}"`,
+        byStatus: new Map(),
+        latency: { counts: BUCKETS.map(() => 0), sum: 0, count: 0 },
+      };
+      byMethod.set(method, series);
+    }
+    series.byStatus.set(status, (series.byStatus.get(status) ?? 0) + 1);
+    const h = series.latency;
     for (let i = BUCKETS.length - 1; i >= 0 && seconds <= BUCKETS[i]!; i--) h.counts[i]!++;
     h.sum += seconds;
     h.count++;
@@ -46,12 +57,15 @@ export class Metrics {
   render(): string {
     const out: string[] = [];
     out.push("# HELP fmsg_api_requests_total HTTP requests by route and status.", "# TYPE fmsg_api_requests_total counter");
-    for (const [k, v] of this.requests) out.push(`fmsg_api_requests_total{${k}} ${v}`);
+    const all = [...this.series.values()].flatMap((byMethod) => [...byMethod.values()]);
+    for (const { labels, byStatus } of all) {
+      for (const [status, n] of byStatus) out.push(`fmsg_api_requests_total{${labels},status="${status}"} ${n}`);
+    }
     out.push(
       "# HELP fmsg_api_request_duration_seconds Request latency.",
       "# TYPE fmsg_api_request_duration_seconds histogram",
     );
-    for (const [k, h] of this.latency) {
+    for (const { labels: k, latency: h } of all) {
       BUCKETS.forEach((b, i) => out.push(`fmsg_api_request_duration_seconds_bucket{${k},le="${b}"} ${h.counts[i]}`));
       out.push(`fmsg_api_request_duration_seconds_bucket{${k},le="+Inf"} ${h.count}`);
       out.push(`fmsg_api_request_duration_seconds_sum{${k}} ${h.sum}`);

@@ -118,7 +118,8 @@ export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: Li
   for (const ch of INBOX_CHANNELS) handles.push(await sql.listen(ch, onNotification(ch), onListen));
   if (opts.feed) {
     const feed = opts.feed;
-    handles.push(await sql.listen(FEED_CHANNEL, safely((addr: string) => feed.wake([addr])), onListen));
+    // One per address of every journal entry: with no reader open, nothing to do.
+    handles.push(await sql.listen(FEED_CHANNEL, safely((addr: string) => feed.anyone && feed.wake([addr])), onListen));
   }
   handles.push(await sql.listen(HEARTBEAT_CHANNEL, onHeartbeat));
   ready = true;

@@ -193,6 +193,39 @@ describe("InboxWaiters", () => {
     w.closeAll();
   });
 
+  test("one signal for many waits (the event stream's): aborting it ends the open ones, never a settled one or someone else's", async () => {
+    const f = fakeInbox();
+    const w = new InboxWaiters(async (pairs) => (f.calls.push(pairs), f.answer(pairs)));
+    const stream = new AbortController();
+    // Ten waits in a row on the same signal, each answered by mail before the next starts.
+    for (let id = 1; id <= 10; id++) {
+      const p = w.wait(BOB, id - 1, LONG, stream.signal);
+      await w.idle();
+      f.inbox.set(BOB, id);
+      w.wake([BOB]);
+      expect(await p).toBe(id);
+    }
+    const timedOut = await w.wait(BOB, 10, 10, stream.signal);
+    expect(timedOut).toBeNull();
+    // Two open at once on it, one on another signal, one on none.
+    const a = track(w.wait(BOB, 10, LONG, stream.signal));
+    const b = track(w.wait(CAROL, 0, LONG, stream.signal));
+    const elsewhere = new AbortController();
+    const c = track(w.wait(CAROL, 0, LONG, elsewhere.signal));
+    const d = track(w.wait(DAVE, 0, LONG));
+    await w.idle();
+    expect(w.size).toBe(4);
+    stream.abort();
+    expect(w.size).toBe(2);
+    await until(() => a.settled && b.settled, "both waits on the aborted signal answered");
+    expect([a.value, b.value]).toEqual([null, null]);
+    expect([c.settled, d.settled]).toEqual([false, false]);
+    elsewhere.abort();
+    expect(w.size).toBe(1);
+    w.closeAll();
+    expect(w.size).toBe(0);
+  });
+
   test("timeout answers null and frees the waiter", async () => {
     const w = new InboxWaiters(async () => new Map());
     expect(await w.wait(BOB, 0, 20)).toBeNull();
