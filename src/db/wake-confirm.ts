@@ -17,7 +17,7 @@ export type NotifiedAnswer = { confirmed: number[]; doubtful: number[] };
 /**
  * One query for a batch of notifications. A candidate is the named address only where PostgreSQL's
  * lower() says so (the folding of every inbox query); an identical spelling needs no lower() call
- * (and travels as NULL, so the third array is mostly empty). Every table look-up is by key — msg by
+ * (and travels as NULL, so the third array is mostly empty, or not sent at all). Every table look-up is by key — msg by
  * id (LIMIT 1 keeps it a probe per candidate: as a plain join the planner may merge-join the whole
  * primary key from its start), msg_to and msg_add_to by their unique (msg_id, addr) with the address
  * exactly as the trigger wrote it — so the cost follows the batch, never an inbox's size. Each
@@ -26,6 +26,10 @@ export type NotifiedAnswer = { confirmed: number[]; doubtful: number[] };
  */
 export async function confirmNotified(sql: Sql, candidates: readonly NotifiedCandidate[]): Promise<NotifiedAnswer> {
   if (candidates.length === 0) return { confirmed: [], doubtful: [] };
+  // The other spellings, cut after the last one: unnest pads a shorter array with NULLs, so a wave
+  // whose waiters all spell their address as the trigger did sends no array of 10,000 NULLs.
+  const others = candidates.map((c) => (c.addr === c.named ? null : c.addr));
+  while (others.length > 0 && others[others.length - 1] === null) others.pop();
   const [row] = await sql<{ answer: number[] }[]>`
     select coalesce(array_remove(array_agg(case
         when exists (select 1 from msg_to t where t.msg_id = x.msg_id and t.addr = x.named)
@@ -33,7 +37,7 @@ export async function confirmNotified(sql: Sql, candidates: readonly NotifiedCan
         when m.from_addr <> x.named then -x.n::int4 end), null), '{}') as answer
     from unnest(${arrayLiteral(candidates.map((c) => c.msgId))}::int8[],
                 ${arrayLiteral(candidates.map((c) => c.named))}::text[],
-                ${arrayLiteral(candidates.map((c) => (c.addr === c.named ? null : c.addr)))}::text[])
+                ${arrayLiteral(others)}::text[])
       with ordinality as x(msg_id, named, addr, n)
     cross join lateral (select m.from_addr from msg m where m.id = x.msg_id and m.time_sent is not null limit 1) m
     where x.addr is null or lower(x.addr) = lower(x.named)`;

@@ -258,32 +258,7 @@ export class InboxWaiters {
   private async confirmBatch(batch: Notified[]): Promise<void> {
     const confirm = this.confirm;
     if (!confirm) return;
-    // One candidate per notification and distinct waiting spelling in its bucket: SQL decides which
-    // spellings are the named identity, never JS.
-    const candidates: NotifiedCandidate[] = [];
-    const waitersOf: Waiter[][] = [];
-    for (const n of batch) {
-      const set = this.byBucket.get(n.bucket);
-      if (!set) continue;
-      if (set.size === 1) {
-        // The usual case, one waiter per address: no grouping to do.
-        for (const w of set) {
-          candidates.push({ msgId: n.msgId, named: n.named, addr: w.address });
-          waitersOf.push([w]);
-        }
-        continue;
-      }
-      const bySpelling = new Map<string, Waiter[]>();
-      for (const w of set) {
-        const list = bySpelling.get(w.address);
-        if (list) list.push(w);
-        else bySpelling.set(w.address, [w]);
-      }
-      for (const [addr, list] of bySpelling) {
-        candidates.push({ msgId: n.msgId, named: n.named, addr });
-        waitersOf.push(list);
-      }
-    }
+    const { candidates, waitersOf } = candidatesOf(batch, this.byBucket);
     if (candidates.length === 0) return;
     let answer: NotifiedAnswer;
     try {
@@ -293,13 +268,7 @@ export class InboxWaiters {
       this.checkFailed(err, [...new Set(batch.map((n) => n.bucket))]);
       return;
     }
-    const best = new Map<Waiter, number>();
-    for (const i of answer.confirmed) {
-      const msgId = candidates[i]!.msgId;
-      for (const w of waitersOf[i]!) if (msgId > (best.get(w) ?? 0)) best.set(w, msgId);
-    }
-    // A waiter that settled meanwhile (timeout, abort, another check) ignores this.
-    for (const [w, id] of best) if (id > w.sinceId) w.settle(id);
+    answerConfirmed(candidates, waitersOf, answer.confirmed);
     if (answer.doubtful.length === 0) return;
     for (const i of answer.doubtful) this.markDirty(addressBucket(candidates[i]!.addr));
     this.schedule();
@@ -328,4 +297,56 @@ export class InboxWaiters {
     }, RETRY_MS);
     this.retryTimer.unref?.();
   }
+}
+
+/** The waiters a candidate answers: the one waiter of its bucket (the usual case), or all of one spelling. */
+type Answers = Waiter | Waiter[];
+
+/**
+ * One candidate per notification and distinct waiting spelling in its bucket: SQL decides which
+ * spellings are the named identity, never JS. Plain loops outside the async function: this runs for
+ * every notification of a wave.
+ */
+function candidatesOf(batch: readonly Notified[], byBucket: ReadonlyMap<string, Set<Waiter>>) {
+  const candidates: NotifiedCandidate[] = [];
+  const waitersOf: Answers[] = [];
+  for (const n of batch) {
+    const set = byBucket.get(n.bucket);
+    if (!set) continue;
+    if (set.size === 1) {
+      const w = set.values().next().value!;
+      candidates.push({ msgId: n.msgId, named: n.named, addr: w.address });
+      waitersOf.push(w);
+      continue;
+    }
+    const bySpelling = new Map<string, Waiter[]>();
+    for (const w of set) {
+      const list = bySpelling.get(w.address);
+      if (list) list.push(w);
+      else bySpelling.set(w.address, [w]);
+    }
+    for (const [addr, list] of bySpelling) {
+      candidates.push({ msgId: n.msgId, named: n.named, addr });
+      waitersOf.push(list);
+    }
+  }
+  return { candidates, waitersOf };
+}
+
+/**
+ * Answers each waiter the confirmed candidates concern with the highest of their message ids, if
+ * above its own since_id. A waiter that settled meanwhile (timeout, abort, another check) ignores it.
+ */
+function answerConfirmed(candidates: readonly NotifiedCandidate[], waitersOf: readonly Answers[], confirmed: readonly number[]): void {
+  const best = new Map<Waiter, number>();
+  const note = (w: Waiter, msgId: number) => {
+    if (msgId > (best.get(w) ?? 0)) best.set(w, msgId);
+  };
+  for (const i of confirmed) {
+    const msgId = candidates[i]!.msgId;
+    const answers = waitersOf[i]!;
+    if (Array.isArray(answers)) for (const w of answers) note(w, msgId);
+    else note(answers, msgId);
+  }
+  for (const [w, id] of best) if (id > w.sinceId) w.settle(id);
 }

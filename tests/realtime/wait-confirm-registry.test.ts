@@ -160,6 +160,26 @@ describe.skipIf(EMBEDDED)("InboxWaiters answering from notifications (UTF-8 data
     w.closeAll();
   });
 
+  test("other spellings only at the start of a batch (the array of them is cut short): every waiter answered by one query", async () => {
+    const { w, confirms, full } = registry(pool);
+    const since = await maxId(pool);
+    // Registered first, so the batch's first candidate is the only one spelt unlike its notification.
+    const upper = track(w.wait("@BOB@EXAMPLE.COM", since, LONG));
+    const bob = track(w.wait(BOB, since, LONG));
+    const carol = track(w.wait(CAROL, since, LONG));
+    await w.idle();
+    const fullBefore = full.length;
+    const toBob = await store(pool, [BOB]);
+    const toCarol = await store(pool, [CAROL]);
+    w.wake([BOB], toBob);
+    w.wake([CAROL], toCarol);
+    await until(() => upper.settled && bob.settled && carol.settled, "all three answered");
+    expect([upper.value, bob.value, carol.value]).toEqual([toBob, toBob, toCarol]);
+    expect(confirms.length).toBe(1);
+    expect(confirms[0]!.map((c) => c.addr)).toEqual(["@BOB@EXAMPLE.COM", BOB, CAROL]);
+    expect(full.length).toBe(fullBefore);
+  });
+
   test("PostgreSQL's lower() decides, not JavaScript's: @İsmail and @ismail are one identity here", async () => {
     // JavaScript lowers İ to "i̇" (with a combining dot), so its folding would keep these apart.
     expect("@İsmail@example.com".toLowerCase()).not.toBe("@ismail@example.com");
