@@ -74,11 +74,12 @@ export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: Li
   /** When the oldest heartbeat not yet heard back was sent (performance.now()); its age says the listener is deaf. */
   let unheardSince: number | null = null;
 
-  const safely = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A) => {
+  // One argument at most (a payload), passed on as is: no rest array per notification.
+  const safely = <A = void>(fn: (arg: A) => void) => (arg: A) => {
     // A throwing listener callback makes postgres.js 3.4 skip the other listeners of the notification
     // and can reject an unrelated query.
     try {
-      fn(...args);
+      fn(arg);
     } catch (err) {
       log({ level: "error", msg: "notification handler failed", error: String(err) });
     }
@@ -92,14 +93,14 @@ export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: Li
       // Waiters wait for their inbox; a delivery to someone else changes nothing there. The message id
       // lets them be answered from the notification itself once one query confirms it.
       if (kind !== "delivered") waiters.wake([parsed.addr], parsed.msgId);
-      opts.sockets?.notify({ kind, msgId: parsed.msgId, addresses: [parsed.addr] });
+      if (opts.sockets?.anyone) opts.sockets.notify({ kind, msgId: parsed.msgId, addresses: [parsed.addr] });
     });
   const becomeUnsure = (why: string) => {
     if (!ready || stopped || unsure) return;
     unsure = true;
     log({ level: "error", msg: "inbox notifications may be lost", reason: why });
   };
-  const onHeartbeat = safely(() => {
+  const onHeartbeat = safely((_payload: string) => {
     // Any heartbeat heard (ours or another API process's) proves this LISTEN connection works now.
     unheardSince = null;
     const wasDegraded = !connected || unsure;
