@@ -5,7 +5,7 @@ import postgres from "postgres";
 import { fmtNum, fmtRatio, fmtSpread, mib, table, type Ctx, type Figure, type ScenarioResult } from "../lib/context.ts";
 import { connect, urlFor } from "../lib/db.ts";
 import { spawnGenerators } from "../lib/generators.ts";
-import { memoryOf, startServer, type Server } from "../lib/procs.ts";
+import { cpuMsOf, memoryOf, postgresCpu, postgresCpuSince, startServer, type Server } from "../lib/procs.ts";
 import { distribution, log, median, sleep, spread, wallMs, type Distribution } from "../lib/util.ts";
 
 export const WAIT_RSS_GOAL_BYTES = 300 * 1000 * 1000; // 300 MB
@@ -78,7 +78,12 @@ export async function wave(ctx: Ctx, server: Server, openCount: () => Promise<nu
       tIssue = wallMs();
     });
     const tAck = wallMs();
+    // CPU from COMMIT on: the server's own, and PostgreSQL's (notifications sent, confirmations run).
+    const serverCpu0 = cpuMsOf(server.pid);
+    const pgCpu0 = postgresCpu();
     const all = await gens.results;
+    const serverCpuMs = cpuMsOf(server.pid) - serverCpu0;
+    const postgresCpuMs = postgresCpuSince(pgCpu0, postgresCpu());
     const after = memoryOf(server.pid);
     const afterActivity = await activity(sql, ctx.dbName);
     const arrivals = all.flatMap((r) => r.arrivals);
@@ -99,6 +104,8 @@ export async function wave(ctx: Ctx, server: Server, openCount: () => Promise<nu
       holding,
       afterActivity,
       commitMs: tAck - tIssue,
+      serverCpuMs,
+      postgresCpuMs,
       latency: distribution(arrivals.map((t) => t - tAck)),
       fromIssue: distribution(arrivals.map((t) => t - tIssue)),
     };
@@ -195,13 +202,13 @@ export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<Scenar
     for (let r = 0; r < ctx.settings.runs; r++) {
       const o = await wave(ctx, server, () => openWaits(server), `w${r}o`, sql);
       ours.push(o);
-      log(`waiters ours wave ${r + 1}: ${o.answered}/${o.n} answered, first ${o.latency.min.toFixed(1)} p50 ${o.latency.p50.toFixed(1)} p99 ${o.latency.p99.toFixed(1)} max ${o.latency.max.toFixed(1)} ms after commit (${o.commitMs.toFixed(0)} ms commit); RSS ${mib(o.held.rss).toFixed(1)} MiB; ${o.holding.total} connections (${o.holding.listening} LISTEN)`);
+      log(`waiters ours wave ${r + 1}: ${o.answered}/${o.n} answered, first ${o.latency.min.toFixed(1)} p50 ${o.latency.p50.toFixed(1)} p99 ${o.latency.p99.toFixed(1)} max ${o.latency.max.toFixed(1)} ms after commit (${o.commitMs.toFixed(0)} ms commit); CPU after commit: server ${o.serverCpuMs.toFixed(0)} ms, PostgreSQL ${o.postgresCpuMs.toFixed(0)} ms; RSS ${mib(o.held.rss).toFixed(1)} MiB; ${o.holding.total} connections (${o.holding.listening} LISTEN)`);
       const b = await wave(ctx, floor, () => floorHolding(floor), `w${r}b`, sql);
       bare.push(b);
-      log(`waiters floor wave ${r + 1}: ${b.answered}/${b.n} answered, first ${b.latency.min.toFixed(1)} p50 ${b.latency.p50.toFixed(1)} p99 ${b.latency.p99.toFixed(1)} max ${b.latency.max.toFixed(1)} ms after commit`);
+      log(`waiters floor wave ${r + 1}: ${b.answered}/${b.n} answered, first ${b.latency.min.toFixed(1)} p50 ${b.latency.p50.toFixed(1)} p99 ${b.latency.p99.toFixed(1)} max ${b.latency.max.toFixed(1)} ms after commit; CPU after commit: server ${b.serverCpuMs.toFixed(0)} ms, PostgreSQL ${b.postgresCpuMs.toFixed(0)} ms`);
       const k = await wave(ctx, checkedFloor, () => floorHolding(checkedFloor), `w${r}c`, sql);
       checked.push(k);
-      log(`waiters floor + confirmation wave ${r + 1}: ${k.answered}/${k.n} answered, first ${k.latency.min.toFixed(1)} p50 ${k.latency.p50.toFixed(1)} p99 ${k.latency.p99.toFixed(1)} max ${k.latency.max.toFixed(1)} ms after commit`);
+      log(`waiters floor + confirmation wave ${r + 1}: ${k.answered}/${k.n} answered, first ${k.latency.min.toFixed(1)} p50 ${k.latency.p50.toFixed(1)} p99 ${k.latency.p99.toFixed(1)} max ${k.latency.max.toFixed(1)} ms after commit; CPU after commit: server ${k.serverCpuMs.toFixed(0)} ms, PostgreSQL ${k.postgresCpuMs.toFixed(0)} ms`);
     }
     log(`scenario 4: single waiter, ${ctx.settings.wakeSends} sends`);
     single = await singleWaiter(ctx, server, sql);
@@ -296,6 +303,16 @@ export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<Scenar
     },
     {
       scenario: "4 Waiters",
+      figure: "server CPU from COMMIT to the last answer, ms",
+      conns: `${n} waits`,
+      ours: sp((w) => w.serverCpuMs),
+      baseline: `bare floor ${sp((w) => w.serverCpuMs, bare)}; floor + confirmation ${sp((w) => w.serverCpuMs, checked)}`,
+      ratio: `${fmtRatio(median(ours.map((w) => w.serverCpuMs)) / median(bare.map((w) => w.serverCpuMs)))}; ${fmtRatio(median(ours.map((w) => w.serverCpuMs)) / median(checked.map((w) => w.serverCpuMs)))}`,
+      goal: "—",
+      result: "info",
+    },
+    {
+      scenario: "4 Waiters",
       figure: "commit → answer p50 / p99, ms",
       conns: `${n} waits`,
       ours: `${sp((w) => w.latency.p50)} / ${sp((w) => w.latency.p99)}`,
@@ -317,15 +334,16 @@ export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<Scenar
     },
   ];
   const d = (x: Distribution) => [x.min, x.p50, x.p90, x.p99, x.max].map((v) => v.toFixed(1)).join(" / ");
+  const cpu = (w: WaveResult) => `${w.serverCpuMs.toFixed(0)} / ${w.postgresCpuMs.toFixed(0)}`;
   const waveRows = [
-    ...ours.map((w, i) => [`ours ${i + 1}`, d(w.latency), w.commitMs.toFixed(0), `${w.answered} ${JSON.stringify(w.statusCounts)}`, `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`, `${w.holding.total} (${w.holding.listening} LISTEN) / ${w.afterActivity.total}`]),
-    ...bare.map((w, i) => [`bare floor ${i + 1}`, d(w.latency), w.commitMs.toFixed(0), `${w.answered} ${JSON.stringify(w.statusCounts)}`, `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`, "—"]),
-    ...checked.map((w, i) => [`floor + confirmation ${i + 1}`, d(w.latency), w.commitMs.toFixed(0), `${w.answered} ${JSON.stringify(w.statusCounts)}`, `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`, "—"]),
+    ...ours.map((w, i) => [`ours ${i + 1}`, d(w.latency), w.commitMs.toFixed(0), cpu(w), `${w.answered} ${JSON.stringify(w.statusCounts)}`, `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`, `${w.holding.total} (${w.holding.listening} LISTEN) / ${w.afterActivity.total}`]),
+    ...bare.map((w, i) => [`bare floor ${i + 1}`, d(w.latency), w.commitMs.toFixed(0), cpu(w), `${w.answered} ${JSON.stringify(w.statusCounts)}`, `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`, "—"]),
+    ...checked.map((w, i) => [`floor + confirmation ${i + 1}`, d(w.latency), w.commitMs.toFixed(0), cpu(w), `${w.answered} ${JSON.stringify(w.statusCounts)}`, `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`, "—"]),
   ];
   const markdown = [
-    `${n} raw-socket long polls (\`GET /fmsg/wait?timeout=60\`, one fresh identity each, keep-alive as real clients re-arm on the same connection; the sockets are closed after the measurement) from ${first.generators} load-generator processes against one server process (\`FMSG_API_DB_POOL_SIZE=${pool}\`, \`FMSG_API_METRICS=true\` to see the open waits, open-files limit raised in every process). Once all are held, one transaction inserts ${n} received messages (one \`msg_to\` row each, one per identity). Latency is counted from the moment COMMIT returned, per response arrival (wall clock, same host). ${ours.length} waves on the same server process, each alternating with a wave against the **bare floor**: a plain \`Bun.serve\` that holds the same ${n} requests and answers all of them with a fixed body on the first \`new_msg\` notification of its own \`LISTEN\` connection (bench/servers/bare-wait.ts) — no framework, no token check, no routing by address, no query. A third wave each time goes to the **floor + confirmation** (bench/servers/bare-wait-confirmed.ts): the same plain \`Bun.serve\`, but it answers each request from the notifications naming its address once one query per read of its \`LISTEN\` connection has confirmed them (message sent, address among its recipients), as API §8 requires of us — still no framework, no token check, no catch-up query. The bare floor answers before any query could; the second floor shows what the contract's confirmation costs by itself.`,
+    `${n} raw-socket long polls (\`GET /fmsg/wait?timeout=60\`, one fresh identity each, keep-alive as real clients re-arm on the same connection; the sockets are closed after the measurement) from ${first.generators} load-generator processes against one server process (\`FMSG_API_DB_POOL_SIZE=${pool}\`, \`FMSG_API_METRICS=true\` to see the open waits, open-files limit raised in every process). Once all are held, one transaction inserts ${n} received messages (one \`msg_to\` row each, one per identity). Latency is counted from the moment COMMIT returned, per response arrival (wall clock, same host). ${ours.length} waves on the same server process, each alternating with a wave against the **bare floor**: a plain \`Bun.serve\` that holds the same ${n} requests and answers all of them with a fixed body on the first \`new_msg\` notification of its own \`LISTEN\` connection (bench/servers/bare-wait.ts) — no framework, no token check, no routing by address, no query. A third wave each time goes to the **floor + confirmation** (bench/servers/bare-wait-confirmed.ts): the same plain \`Bun.serve\`, but it answers each request from the notifications naming its address once one query per read of its \`LISTEN\` connection has confirmed them (message sent, address among its recipients), as API §8 requires of us — still no framework, no token check, no catch-up query. The bare floor answers before any query could; the second floor shows what the contract's confirmation costs by itself. CPU after COMMIT is read from \`/proc\` (user + system, 10 ms ticks) when COMMIT returns and when the last answer has arrived: the server process's own, and all PostgreSQL processes' together (the notifications sent to every listener on the host, and the confirmation queries).`,
     "",
-    table(["Wave", "commit → answer ms: first / p50 / p90 / p99 / last", "COMMIT ms", "answered", "RSS MiB idle → holding → after", "connections holding / after"], waveRows),
+    table(["Wave", "commit → answer ms: first / p50 / p90 / p99 / last", "COMMIT ms", "CPU ms after COMMIT: server / PostgreSQL", "answered", "RSS MiB idle → holding → after", "connections holding / after"], waveRows),
     "",
     `Single waiter (one identity, re-arming after each answer, mail inserted by SQL in the bench process, ${single.sends} sends after 20 warm-up): commit → answer ms min / p50 / p90 / p99 / max = ${d(single.latency)}; from sending the INSERT: ${d(single.fromIssue)}.`,
     "",
