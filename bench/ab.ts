@@ -1,0 +1,68 @@
+// A/B: this checkout's server against another checkout's (a git worktree of an older commit, with
+// node_modules linked), alternating on one fresh database: waves of 10,000 waits (`waiters`), or
+// compose + send runs of 5 s at 32 and 128 workers (`compose`). Noise on this 2-core host moves a
+// single wave or run by ±20 %; many alternations and their medians show a 10 % change that the
+// three runs of a full bench cannot.
+//   git worktree add /tmp/old <commit> && ln -s "$PWD/node_modules" /tmp/old/node_modules
+//   bun bench/ab.ts waiters|compose /tmp/old [rounds, default 6]
+import { mkdtempSync } from "node:fs";
+import { setPriority, tmpdir } from "node:os";
+import { join } from "node:path";
+import { makeCtx } from "./lib/context.ts";
+import { connect, createDatabase, dropDatabase, migrate } from "./lib/db.ts";
+import { killAllChildren, startServer } from "./lib/procs.ts";
+import { runOnce } from "./scenarios/compose.ts";
+import { openWaits, wave } from "./scenarios/waiters.ts";
+
+// As in run.ts: the bench process's clock reads must not queue behind the loaded servers.
+try {
+  setPriority(-10);
+} catch {
+  // not permitted
+}
+const [what, oldDir, roundsArg] = process.argv.slice(2);
+if ((what !== "waiters" && what !== "compose") || !oldDir) throw new Error("usage: bun bench/ab.ts waiters|compose <other checkout> [rounds]");
+const rounds = Number(roundsArg ?? 6);
+const dbName = `fmsg_bench_ab_${process.pid}`;
+const dbUrl = await createDatabase(dbName);
+await migrate(dbUrl);
+const tmp = mkdtempSync(join(tmpdir(), "fmsg-ab-"));
+const ctx = makeCtx(dbName, dbUrl, tmp, { seconds: 5, warmup: 2, runs: 3, conns: [32], poolSize: 8, waiters: 10_000, waiterProcesses: 2, wakeSends: 0, webSockets: 0, webSocketProcesses: 1, attachMiB: 1, contrastCap: 10 });
+const env = (d: string) => ctx.serverEnv(join(tmp, d), { FMSG_API_METRICS: "true" });
+const neu = await startServer("new", ["bun", "src/main.ts", "serve"], env("new"), "/readyz");
+const old = await startServer("old", ["bun", `${oldDir}/src/main.ts`, "serve"], env("old"), "/readyz");
+const sql = connect(dbUrl, { max: 2 });
+/** Per target and figure, one value per round. */
+const res: Record<"old" | "new", Record<string, number[]>> = { new: {}, old: {} };
+const record = (name: "old" | "new", figures: Record<string, number>) => {
+  for (const [k, v] of Object.entries(figures)) (res[name][k] ??= []).push(v);
+  console.log(`${name}: ${Object.entries(figures).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`);
+};
+try {
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, s] of [["old", old], ["new", neu]] as const) {
+      if (what === "waiters") {
+        const w = await wave(ctx, s, () => openWaits(s), `ab${r}${name}`, sql);
+        record(name, { "server CPU after COMMIT ms": w.serverCpuMs, "last answer ms": w.latency.max });
+      } else {
+        for (const workers of [32, 128]) {
+          const run = await runOnce(ctx, "api", workers, s);
+          record(name, { [`msg/s at ${workers}`]: run.perSecond, [`p99 ms at ${workers}`]: run.p99Ms });
+        }
+      }
+    }
+  }
+} finally {
+  await old.stop();
+  await neu.stop();
+  await sql.end();
+  await dropDatabase(dbName).catch(() => {});
+  killAllChildren();
+}
+const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+for (const figure of Object.keys(res.new)) {
+  const o = med(res.old[figure]!);
+  const n = med(res.new[figure]!);
+  console.log(`${figure}: old ${o.toFixed(1)}, new ${n.toFixed(1)} (new ÷ old ${(n / o).toFixed(2)}); new ahead in ${res.new[figure]!.filter((v, i) => (figure.includes("msg/s") ? v > res.old[figure]![i]! : v < res.old[figure]![i]!)).length} of ${rounds}`);
+}
+process.exit(0);
