@@ -40,7 +40,7 @@ export async function runOnce(ctx: Ctx, mode: Mode, workers: number, server: Ser
     bodyBytes: 1024,
   };
   let result: Run | null = null;
-  const child = await spawnChild(`compose-${mode}`, ["bun", "bench/load/compose.ts", JSON.stringify(opts)], { BUN_CONFIG_MAX_HTTP_REQUESTS: "65536" }, {
+  const child = await spawnChild(`compose-${mode}`, ["bun", "bench/load/compose.ts", JSON.stringify(opts)], { BUN_CONFIG_MAX_HTTP_REQUESTS: "65535" }, {
     onStdoutLine: (line) => {
       if (line.startsWith("RESULT ")) result = JSON.parse(line.slice(7)) as Run;
     },
