@@ -5,7 +5,7 @@
 // three runs of a full bench cannot.
 //   git worktree add /tmp/old <commit> && ln -s "$PWD/node_modules" /tmp/old/node_modules
 //   bun bench/ab.ts waiters|compose /tmp/old [rounds, default 6]
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCtx } from "./lib/context.ts";
@@ -58,6 +58,8 @@ try {
   await sql.end();
   await dropDatabase(dbName).catch(() => {});
   killAllChildren();
+  // The servers' data directories: a compose A/B leaves hundreds of MiB of message folders.
+  rmSync(tmp, { recursive: true, force: true });
 }
 const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 for (const figure of Object.keys(res.new)) {
