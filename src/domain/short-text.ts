@@ -9,11 +9,7 @@ const UTF8_CHARSETS = new Set(["utf-8", "utf8", "us-ascii"]);
  * Another charset is left out rather than guessed at: cutting it back needs its own rules.
  */
 export function hasShortText(type: string): boolean {
-  const known = decided.get(type);
-  if (known !== undefined) return known;
-  const answer = decide(type);
-  decided.set(type, answer);
-  return answer;
+  return decided.getOrCompute(type, decide);
 }
 
 /** A host sees few distinct media types; every listed message asks about one. */

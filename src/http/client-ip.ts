@@ -12,14 +12,6 @@ import type { AppEnv } from "./app-env.ts";
  */
 const peers = new BoundedMap<string, ParsedIp | null>(4096);
 
-function parsePeer(text: string): ParsedIp | null {
-  const known = peers.get(text);
-  if (known !== undefined) return known;
-  const parsed = parseIp(text);
-  peers.set(text, parsed);
-  return parsed;
-}
-
 /**
  * The right-most X-Forwarded-For hop that is not itself a trusted proxy (hops left of it could be
  * forged by the client). X-Real-IP is used when there is no X-Forwarded-For. `proxies` is null when
@@ -27,7 +19,7 @@ function parsePeer(text: string): ParsedIp | null {
  */
 export function clientIp(c: Context<AppEnv>, proxies: BlockList | null): ParsedIp | null {
   const peerText = peerAddress(c);
-  const peer = peerText ? parsePeer(peerText) : null;
+  const peer = peerText ? peers.getOrCompute(peerText, parseIp) : null;
   if (!peer || !proxies || !isTrusted(peer, proxies)) return peer;
   const xff = c.req.header("x-forwarded-for");
   const hops = xff ? xff.split(",").map((h) => h.trim()).filter((h) => h !== "") : [];

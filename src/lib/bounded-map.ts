@@ -39,6 +39,15 @@ export class BoundedMap<K, V> {
     return this;
   }
 
+  /** The value for `key`; on a miss, `compute(key)` is stored and returned (a memo of a pure function). */
+  getOrCompute(key: K, compute: (key: K) => V): V {
+    const known = this.get(key);
+    if (known !== undefined) return known;
+    const value = compute(key);
+    this.set(key, value);
+    return value;
+  }
+
   delete(key: K): boolean {
     return this.entries.delete(key);
   }

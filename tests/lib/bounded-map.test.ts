@@ -73,6 +73,20 @@ describe("BoundedMap", () => {
     expect(model.every((k) => m.get(k) !== undefined)).toBe(true);
   });
 
+  test("getOrCompute computes a key once, keeps a null answer, and computes again after eviction", () => {
+    const m = new BoundedMap<string, string | null>(2);
+    const asked: string[] = [];
+    const compute = (k: string) => (asked.push(k), k.startsWith("x") ? null : k.toUpperCase());
+    expect(m.getOrCompute("a", compute)).toBe("A");
+    expect(m.getOrCompute("a", compute)).toBe("A");
+    expect(m.getOrCompute("x", compute)).toBeNull();
+    expect(m.getOrCompute("x", compute)).toBeNull();
+    expect(asked).toEqual(["a", "x"]);
+    m.getOrCompute("b", compute); // evicts "a", the least recently used
+    expect(m.getOrCompute("a", compute)).toBe("A");
+    expect(asked).toEqual(["a", "x", "b", "a"]);
+  });
+
   test.each([0, -1, 1.5, Number.NaN])("size %p is refused", (size) => {
     expect(() => new BoundedMap(size)).toThrow(RangeError);
   });
