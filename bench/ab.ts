@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { makeCtx } from "./lib/context.ts";
 import { connect, createDatabase, dropDatabase, migrate } from "./lib/db.ts";
 import { killAllChildren, startServer } from "./lib/procs.ts";
+import { median } from "./lib/util.ts";
 import { runOnce } from "./scenarios/compose.ts";
 import { openWaits, wave } from "./scenarios/waiters.ts";
 
@@ -61,10 +62,9 @@ try {
   // The servers' data directories: a compose A/B leaves hundreds of MiB of message folders.
   rmSync(tmp, { recursive: true, force: true });
 }
-const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 for (const figure of Object.keys(res.new)) {
-  const o = med(res.old[figure]!);
-  const n = med(res.new[figure]!);
+  const o = median(res.old[figure]!);
+  const n = median(res.new[figure]!);
   console.log(`${figure}: old ${o.toFixed(1)}, new ${n.toFixed(1)} (new ÷ old ${(n / o).toFixed(2)}); new ahead in ${res.new[figure]!.filter((v, i) => (figure.includes("msg/s") ? v > res.old[figure]![i]! : v < res.old[figure]![i]!)).length} of ${rounds}`);
 }
 process.exit(0);
