@@ -17,6 +17,8 @@ export type PoolOptions = {
   lockTimeoutMs?: number;
 };
 
+/** Queries postgres.js may send on a connection before its running one answers (see openPool). */
+export const MAX_PIPELINE = 1;
 /** Connecting to a database that does not answer fails after this long (seconds), not a minute. */
 const CONNECT_TIMEOUT_SECONDS = 5;
 /** A transaction left idle (a request stuck on the disk between statements) is ended by PostgreSQL. */
@@ -42,6 +44,12 @@ export function reconnectDelaySeconds(retries: number): number {
 export function openPool(opts: PoolOptions): Sql {
   const options = {
     max: opts.max,
+    // At most one query queued behind a connection's running one (postgres.js pipelines up to 100).
+    // A deeper queue makes a cheap statement wait behind whatever its connection happened to get (a
+    // commit's WAL flush, an inbox page, a wake-up's confirmation) while other connections finish
+    // and sit idle: under load the tail grows. One queued query still keeps each connection busy
+    // between round trips; the rest wait in the pool's own queue, first come first served.
+    max_pipeline: MAX_PIPELINE,
     idle_timeout: 60,
     // postgres.js's reconnect backoff (shared by the pool and the LISTEN connection) grows to ~20 s;
     // after an outage, queries and the re-listen would wait that long. Capped at 0.5 s.

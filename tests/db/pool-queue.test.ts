@@ -1,0 +1,56 @@
+// The pool's queue: a statement never waits behind a slow one on a busy connection for longer than
+// that connection's one queued query, while another connection is free to take it.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import postgres from "postgres";
+import { openPool, type Sql } from "../../src/db/pool.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { EMBEDDED } from "../helpers/server.ts";
+
+/** A bounded wait: "hung" instead of a test that never ends. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | "hung"> {
+  return Promise.race([p, new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), ms))]);
+}
+
+describe.skipIf(EMBEDDED)("the pool's queue (PostgreSQL)", () => {
+  let db: TestDatabase;
+  let pool: Sql;
+  let holder: postgres.Sql;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    pool = openPool({ url: db.url, max: 2 });
+    holder = postgres(db.url, { max: 1, onnotice: () => {} });
+  });
+  afterAll(async () => {
+    await pool.end({ timeout: 5 });
+    await holder.end({ timeout: 5 });
+    await db.drop();
+  });
+
+  test("a query queued while both connections are busy runs on the first one that is free", async () => {
+    // Both connections open and idle.
+    await Promise.all([pool`select 1`, pool`select 2`]);
+    await holder`select pg_advisory_lock(1), pg_advisory_lock(2)`;
+    // Without parameters: a statement's first run with parameters asks for its description first
+    // and keeps its connection to itself meanwhile, whatever the pipeline's depth.
+    const x = (q: postgres.PendingQuery<{ x: number }[]>) => q.then((rows) => rows[0]!.x);
+    // One slow statement on each connection (each waits for a lock the holder has). A postgres.js
+    // query is sent once something awaits it: .then() sends these in this order.
+    const slowA = pool`select pg_advisory_lock(1)`.then(() => "a");
+    const slowB = pool`select pg_advisory_lock(2)`.then(() => "b");
+    // One more each may queue behind them; the fifth waits in the pool for whichever frees first.
+    const queuedA = x(pool`select 3 as x`);
+    const queuedB = x(pool`select 4 as x`);
+    const fifth = x(pool`select 5 as x`);
+    try {
+      await holder`select pg_advisory_unlock(2)`;
+      expect(await within(Promise.all([slowB, queuedB]).then(() => "done"), 5000)).toBe("done");
+      // The connection that finished takes the fifth query. Queued behind the first, as postgres.js
+      // does by default (up to 100 deep), it would wait for that lock too.
+      expect(await within(fifth, 5000)).toBe(5);
+      expect(await within(queuedA, 100)).toBe("hung");
+    } finally {
+      await holder`select pg_advisory_unlock(1)`;
+    }
+    expect(await within(Promise.all([slowA, queuedA]).then(([, q]) => q), 5000)).toBe(3);
+  }, 30_000);
+});
