@@ -1,5 +1,6 @@
 // The pool's queue: a statement never waits behind a slow one on a busy connection for longer than
-// that connection's one queued query, while another connection is free to take it.
+// that connection's one queued query, while another connection is free to take it; and a
+// transaction begun while every connection is busy still gets a connection of its own.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { openPool, type Sql } from "../../src/db/pool.ts";
@@ -17,6 +18,7 @@ describe.skipIf(EMBEDDED)("the pool's queue (PostgreSQL)", () => {
   let holder: postgres.Sql;
   beforeAll(async () => {
     db = await createTestDatabase();
+    await db.sql`create table pool_probe (n int primary key)`;
     pool = openPool({ url: db.url, max: 2 });
     holder = postgres(db.url, { max: 1, onnotice: () => {} });
   });
@@ -33,10 +35,11 @@ describe.skipIf(EMBEDDED)("the pool's queue (PostgreSQL)", () => {
     // Without parameters: a statement's first run with parameters asks for its description first
     // and keeps its connection to itself meanwhile, whatever the pipeline's depth.
     const x = (q: postgres.PendingQuery<{ x: number }[]>) => q.then((rows) => rows[0]!.x);
-    // One slow statement on each connection (each waits for a lock the holder has). A postgres.js
+    // One slow statement on each connection (each waits for a lock the holder has, and lets it go
+    // when it ends). A postgres.js
     // query is sent once something awaits it: .then() sends these in this order.
-    const slowA = pool`select pg_advisory_lock(1)`.then(() => "a");
-    const slowB = pool`select pg_advisory_lock(2)`.then(() => "b");
+    const slowA = pool`select pg_advisory_xact_lock(1)`.then(() => "a");
+    const slowB = pool`select pg_advisory_xact_lock(2)`.then(() => "b");
     // One more each may queue behind them; the fifth waits in the pool for whichever frees first.
     const queuedA = x(pool`select 3 as x`);
     const queuedB = x(pool`select 4 as x`);
@@ -52,5 +55,31 @@ describe.skipIf(EMBEDDED)("the pool's queue (PostgreSQL)", () => {
       await holder`select pg_advisory_unlock(1)`;
     }
     expect(await within(Promise.all([slowA, queuedA]).then(([, q]) => q), 5000)).toBe(3);
+  }, 30_000);
+
+  test("a transaction begun while both connections are busy runs on a connection of its own", async () => {
+    await Promise.all([pool`select 1`, pool`select 2`]);
+    await holder`select pg_advisory_lock(1), pg_advisory_lock(2)`;
+    const slowA = pool`select pg_advisory_xact_lock(1)`.then(() => "a");
+    const slowB = pool`select pg_advisory_xact_lock(2)`.then(() => "b");
+    // Its BEGIN is queued behind the first slow statement, which fills that connection's pipeline.
+    // postgres.js 3.4.9 unpatched skipped the reservation then: UNSAFE_TRANSACTION once BEGIN ran.
+    const tx = pool
+      .begin(async (t) => {
+        await t`insert into pool_probe values (1)`;
+        const [row] = await t<{ n: number }[]>`select count(*)::int as n from pool_probe`;
+        return row!.n;
+      })
+      .catch((err: unknown) => String(err));
+    const other = pool`select 9 as x`.then((rows) => rows[0]!.x as number);
+    try {
+      await holder`select pg_advisory_unlock(1)`;
+      expect(await within(Promise.all([slowA, tx]), 5000)).toEqual(["a", 1]);
+    } finally {
+      await holder`select pg_advisory_unlock(2)`;
+    }
+    expect(await within(Promise.all([slowB, other]), 5000)).toEqual(["b", 9]);
+    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from pool_probe`;
+    expect(row!.n).toBe(1);
   }, 30_000);
 });
