@@ -1,16 +1,20 @@
 // Error responses (docs/API.md "Errors", "Limits"): every failure is {"error": …} JSON with the right status,
 // never a 500, a stack trace or SQL; JSON bodies are checked for type, shape, size and UTF-8.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect } from "node:net";
+import { until } from "../helpers/poll.ts";
 import { draft, startTestServer, type TestServer } from "../helpers/server.ts";
 
 const ALICE = "@alice@example.com";
 const MIB = 1024 * 1024;
 
 let s: TestServer;
+/** The server's log lines. */
+const logged: Record<string, unknown>[] = [];
 
 beforeAll(async () => {
   // 1 MiB message data: the streaming cap of a message JSON body is then a few MiB.
-  s = await startTestServer({ env: { FMSG_API_MAX_DATA_SIZE: "1" } });
+  s = await startTestServer({ env: { FMSG_API_MAX_DATA_SIZE: "1" }, log: (line) => logged.push(line) });
 });
 afterAll(async () => {
   await s?.stop();
@@ -163,6 +167,35 @@ describe("size limits (FMSG_API_MAX_DATA_SIZE=1)", () => {
     } as RequestInit);
     await expectError(res, 413, "message data exceeds maximum size");
     expect(await msgCount()).toBe(before);
+  });
+
+  /** Sends half of a message's JSON body (its framing says more follows), closes, and returns the request id. */
+  async function cutOff(framing: "content-length" | "chunked"): Promise<string> {
+    const json = JSON.stringify(draft(ALICE, ["@bob@example.com"], { data: "z".repeat(64 * 1024) }));
+    const half = json.slice(0, json.length / 2);
+    const requestId = crypto.randomUUID();
+    const url = new URL(s.url);
+    const socket = connect(Number(url.port), url.hostname);
+    socket.on("error", () => {});
+    await new Promise<void>((done) => socket.once("connect", () => done()));
+    socket.write(
+      `POST /fmsg HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${s.token(ALICE)}\r\nX-Request-Id: ${requestId}\r\n` +
+        `Content-Type: application/json\r\n` +
+        (framing === "chunked" ? `Transfer-Encoding: chunked\r\n\r\n${half.length.toString(16)}\r\n${half}\r\n` : `Content-Length: ${json.length}\r\n\r\n${half}`),
+    );
+    socket.end();
+    return requestId;
+  }
+
+  test.each(["content-length", "chunked"] as const)("a JSON body cut off (%s) → 400 in the log, no row, the server goes on", async (framing) => {
+    const before = await msgCount();
+    const requestId = await cutOff(framing);
+    await until(() => logged.some((l) => l.request_id === requestId), "the cut-off request's log line");
+    const line = logged.find((l) => l.request_id === requestId)!;
+    expect(line.status).toBe(400);
+    expect(logged.filter((l) => l.level === "error")).toEqual([]);
+    expect(await msgCount()).toBe(before);
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
   });
 
   test("data just over the limit inside a body under the stream cap → 413, no row", async () => {
