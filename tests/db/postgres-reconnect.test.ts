@@ -5,15 +5,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { openPool, type Sql } from "../../src/db/pool.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { within } from "../helpers/poll.ts";
 import { EMBEDDED } from "../helpers/server.ts";
 
 const APP = "fmsg-reconnect-test";
 const ROUNDS = 15;
-
-/** A bounded wait: "hung" instead of a test that never ends. */
-function within<T>(p: Promise<T>, ms: number): Promise<T | "hung"> {
-  return Promise.race([p, new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), ms))]);
-}
 
 describe.skipIf(EMBEDDED)("postgres.js after a connection dies inside a transaction (PostgreSQL)", () => {
   let db: TestDatabase;

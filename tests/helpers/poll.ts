@@ -8,3 +8,8 @@ export async function until(cond: () => boolean | Promise<boolean>, what: string
     await Bun.sleep(5);
   }
 }
+
+/** A bounded wait for a promise: its value, or "hung" after `ms` instead of a test that never ends. */
+export function within<T>(p: Promise<T>, ms: number): Promise<T | "hung"> {
+  return Promise.race([p, new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), ms))]);
+}
