@@ -7,23 +7,18 @@
 //   git worktree add /tmp/old <commit> && ln -s "$PWD/node_modules" /tmp/old/node_modules
 //   bun bench/ab.ts waiters|compose|read /tmp/old [rounds, default 6]
 import { mkdtempSync, rmSync } from "node:fs";
-import { setPriority, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCtx } from "./lib/context.ts";
 import { connect, createDatabase, dropDatabase, migrate } from "./lib/db.ts";
 import { killAllChildren, startServer } from "./lib/procs.ts";
-import { median } from "./lib/util.ts";
+import { median, raisePriority } from "./lib/util.ts";
 import { createDraft, send } from "./lib/api.ts";
 import { ensureWrk, wrk } from "./lib/wrk.ts";
 import { runOnce } from "./scenarios/compose.ts";
 import { openWaits, wave } from "./scenarios/waiters.ts";
 
-// As in run.ts: the bench process's clock reads must not queue behind the loaded servers.
-try {
-  setPriority(-10);
-} catch {
-  // not permitted
-}
+raisePriority();
 const [what, oldDir, roundsArg] = process.argv.slice(2);
 const WHAT = ["waiters", "compose", "read"];
 if (!WHAT.includes(what ?? "") || !oldDir) throw new Error("usage: bun bench/ab.ts waiters|compose|read <other checkout> [rounds]");

@@ -11,14 +11,14 @@
 //                                   re-renders BENCHMARKS.md from a saved full run (after editing
 //                                   bench/ANALYSIS.md), without measuring anything
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { loadavg, setPriority, tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCtx, type ScenarioResult, type Settings } from "./lib/context.ts";
 import { connect, createDatabase, createdDatabases, dropDatabase, migrate, seed, ADMIN_URL } from "./lib/db.ts";
 import { killAllChildren, startServer, type Server } from "./lib/procs.ts";
 import { machine, markdown, packageVersion, shortfalls, summaryTable, type Report } from "./lib/report.ts";
 import { pgbenchVersion } from "./lib/pgbench.ts";
-import { log } from "./lib/util.ts";
+import { log, raisePriority } from "./lib/util.ts";
 import { ensureWrk } from "./lib/wrk.ts";
 import { attachmentScenario } from "./scenarios/attachment.ts";
 import { composeScenario } from "./scenarios/compose.ts";
@@ -67,13 +67,8 @@ const settings: Settings = {
   contrastCap: envNum("BENCH_CONTRAST_CAP", 500),
 };
 
-// The bench process only stamps times and samples memory: a higher priority keeps its clock reads
-// from queuing behind the loaded server and load generators (root only; otherwise left as is).
-try {
-  setPriority(-10);
-} catch {
-  // not permitted
-}
+// The bench process only stamps times and samples memory (bench/lib/util.ts raisePriority).
+raisePriority();
 
 /** The code being measured: HEAD and any uncommitted change to what the server runs (read at the start). */
 function gitState(): Report["git"] {

@@ -1,4 +1,17 @@
 // Small helpers shared by the bench: wall-clock time, statistics, shell commands, line readers.
+import { setPriority } from "node:os";
+
+/**
+ * Raises this process's scheduling priority (root only; otherwise left as is): the bench's clock
+ * reads must not queue behind the loaded servers and load generators.
+ */
+export function raisePriority(): void {
+  try {
+    setPriority(-10);
+  } catch {
+    // not permitted
+  }
+}
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on this host. */
 export const wallMs = (): number => performance.timeOrigin + performance.now();
