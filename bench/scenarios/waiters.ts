@@ -188,6 +188,12 @@ async function contrast(ctx: Ctx, admin: ReturnType<typeof connect>) {
   return { maxConnections: settings!.max_connections, superuserReserved: settings!.reserved, otherClients: settings!.others, held: conns.length, cap: ctx.settings.contrastCap, refusal };
 }
 
+/** A wave's answers and their latency after COMMIT, as the progress log prints them. */
+const answeredText = (w: WaveResult) =>
+  `${w.answered}/${w.n} answered, first ${w.latency.min.toFixed(1)} p50 ${w.latency.p50.toFixed(1)} p99 ${w.latency.p99.toFixed(1)} max ${w.latency.max.toFixed(1)} ms after commit`;
+/** The server's and PostgreSQL's CPU from COMMIT to the last answer, as the progress log prints them. */
+const cpuText = (w: WaveResult) => `CPU after commit: server ${w.serverCpuMs.toFixed(0)} ms, PostgreSQL ${w.postgresCpuMs.toFixed(0)} ms`;
+
 export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<ScenarioResult> {
   const server = await startServer("ours-waiters", ["bun", "src/main.ts", "serve"], ctx.serverEnv(dataDir, { FMSG_API_METRICS: "true" }), "/readyz");
   const floor = await startServer("baseline-wait", ["bun", "bench/servers/bare-wait.ts"], { DATABASE_URL: ctx.dbUrl });
@@ -202,13 +208,13 @@ export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<Scenar
     for (let r = 0; r < ctx.settings.runs; r++) {
       const o = await wave(ctx, server, () => openWaits(server), `w${r}o`, sql);
       ours.push(o);
-      log(`waiters ours wave ${r + 1}: ${o.answered}/${o.n} answered, first ${o.latency.min.toFixed(1)} p50 ${o.latency.p50.toFixed(1)} p99 ${o.latency.p99.toFixed(1)} max ${o.latency.max.toFixed(1)} ms after commit (${o.commitMs.toFixed(0)} ms commit); CPU after commit: server ${o.serverCpuMs.toFixed(0)} ms, PostgreSQL ${o.postgresCpuMs.toFixed(0)} ms; RSS ${mib(o.held.rss).toFixed(1)} MiB; ${o.holding.total} connections (${o.holding.listening} LISTEN)`);
+      log(`waiters ours wave ${r + 1}: ${answeredText(o)} (${o.commitMs.toFixed(0)} ms commit); ${cpuText(o)}; RSS ${mib(o.held.rss).toFixed(1)} MiB; ${o.holding.total} connections (${o.holding.listening} LISTEN)`);
       const b = await wave(ctx, floor, () => floorHolding(floor), `w${r}b`, sql);
       bare.push(b);
-      log(`waiters floor wave ${r + 1}: ${b.answered}/${b.n} answered, first ${b.latency.min.toFixed(1)} p50 ${b.latency.p50.toFixed(1)} p99 ${b.latency.p99.toFixed(1)} max ${b.latency.max.toFixed(1)} ms after commit; CPU after commit: server ${b.serverCpuMs.toFixed(0)} ms, PostgreSQL ${b.postgresCpuMs.toFixed(0)} ms`);
+      log(`waiters floor wave ${r + 1}: ${answeredText(b)}; ${cpuText(b)}`);
       const k = await wave(ctx, checkedFloor, () => floorHolding(checkedFloor), `w${r}c`, sql);
       checked.push(k);
-      log(`waiters floor + confirmation wave ${r + 1}: ${k.answered}/${k.n} answered, first ${k.latency.min.toFixed(1)} p50 ${k.latency.p50.toFixed(1)} p99 ${k.latency.p99.toFixed(1)} max ${k.latency.max.toFixed(1)} ms after commit; CPU after commit: server ${k.serverCpuMs.toFixed(0)} ms, PostgreSQL ${k.postgresCpuMs.toFixed(0)} ms`);
+      log(`waiters floor + confirmation wave ${r + 1}: ${answeredText(k)}; ${cpuText(k)}`);
     }
     log(`scenario 4: single waiter, ${ctx.settings.wakeSends} sends`);
     single = await singleWaiter(ctx, server, sql);
@@ -335,10 +341,20 @@ export async function waitersScenario(ctx: Ctx, dataDir: string): Promise<Scenar
   ];
   const d = (x: Distribution) => [x.min, x.p50, x.p90, x.p99, x.max].map((v) => v.toFixed(1)).join(" / ");
   const cpu = (w: WaveResult) => `${w.serverCpuMs.toFixed(0)} / ${w.postgresCpuMs.toFixed(0)}`;
+  /** One row of the wave table; `connections` only for ours (the floors hold no pool). */
+  const row = (name: string, w: WaveResult, connections = "—") => [
+    name,
+    d(w.latency),
+    w.commitMs.toFixed(0),
+    cpu(w),
+    `${w.answered} ${JSON.stringify(w.statusCounts)}`,
+    `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`,
+    connections,
+  ];
   const waveRows = [
-    ...ours.map((w, i) => [`ours ${i + 1}`, d(w.latency), w.commitMs.toFixed(0), cpu(w), `${w.answered} ${JSON.stringify(w.statusCounts)}`, `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`, `${w.holding.total} (${w.holding.listening} LISTEN) / ${w.afterActivity.total}`]),
-    ...bare.map((w, i) => [`bare floor ${i + 1}`, d(w.latency), w.commitMs.toFixed(0), cpu(w), `${w.answered} ${JSON.stringify(w.statusCounts)}`, `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`, "—"]),
-    ...checked.map((w, i) => [`floor + confirmation ${i + 1}`, d(w.latency), w.commitMs.toFixed(0), cpu(w), `${w.answered} ${JSON.stringify(w.statusCounts)}`, `${mib(w.idle.rss).toFixed(0)} → ${mib(w.held.rss).toFixed(0)} → ${mib(w.after.rss).toFixed(0)}`, "—"]),
+    ...ours.map((w, i) => row(`ours ${i + 1}`, w, `${w.holding.total} (${w.holding.listening} LISTEN) / ${w.afterActivity.total}`)),
+    ...bare.map((w, i) => row(`bare floor ${i + 1}`, w)),
+    ...checked.map((w, i) => row(`floor + confirmation ${i + 1}`, w)),
   ];
   const markdown = [
     `${n} raw-socket long polls (\`GET /fmsg/wait?timeout=60\`, one fresh identity each, keep-alive as real clients re-arm on the same connection; the sockets are closed after the measurement) from ${first.generators} load-generator processes against one server process (\`FMSG_API_DB_POOL_SIZE=${pool}\`, \`FMSG_API_METRICS=true\` to see the open waits, open-files limit raised in every process). Once all are held, one transaction inserts ${n} received messages (one \`msg_to\` row each, one per identity). Latency is counted from the moment COMMIT returned, per response arrival (wall clock, same host). ${ours.length} waves on the same server process, each alternating with a wave against the **bare floor**: a plain \`Bun.serve\` that holds the same ${n} requests and answers all of them with a fixed body on the first \`new_msg\` notification of its own \`LISTEN\` connection (bench/servers/bare-wait.ts) — no framework, no token check, no routing by address, no query. A third wave each time goes to the **floor + confirmation** (bench/servers/bare-wait-confirmed.ts): the same plain \`Bun.serve\`, but it answers each request from the notifications naming its address once one query per read of its \`LISTEN\` connection has confirmed them (message sent, address among its recipients), as API §8 requires of us — still no framework, no token check, no catch-up query. The bare floor answers before any query could; the second floor shows what the contract's confirmation costs by itself. CPU after COMMIT is read from \`/proc\` (user + system, 10 ms ticks) when COMMIT returns and when the last answer has arrived: the server process's own, and all PostgreSQL processes' together (the notifications sent to every listener on the host, and the confirmation queries).`,
