@@ -1,8 +1,8 @@
 // Error responses (docs/API.md "Errors", "Limits"): every failure is {"error": …} JSON with the right status,
 // never a 500, a stack trace or SQL; JSON bodies are checked for type, shape, size and UTF-8.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connect } from "node:net";
 import { until } from "../helpers/poll.ts";
+import { openSocket } from "../helpers/raw-socket.ts";
 import { draft, startTestServer, type TestServer } from "../helpers/server.ts";
 
 const ALICE = "@alice@example.com";
@@ -174,10 +174,7 @@ describe("size limits (FMSG_API_MAX_DATA_SIZE=1)", () => {
     const json = JSON.stringify(draft(ALICE, ["@bob@example.com"], { data: "z".repeat(64 * 1024) }));
     const half = json.slice(0, json.length / 2);
     const requestId = crypto.randomUUID();
-    const url = new URL(s.url);
-    const socket = connect(Number(url.port), url.hostname);
-    socket.on("error", () => {});
-    await new Promise<void>((done) => socket.once("connect", () => done()));
+    const socket = await openSocket(s.url);
     socket.write(
       `POST /fmsg HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${s.token(ALICE)}\r\nX-Request-Id: ${requestId}\r\n` +
         `Content-Type: application/json\r\n` +

@@ -3,11 +3,11 @@
 // one key make one effect, an upload cut off mid-body leaves the key free, and answers expire after 24 h.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdir } from "node:fs/promises";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { mintToken } from "../../src/lib/jwt.ts";
 import { pruneExpiredAnswers } from "../../src/messages/idempotency.ts";
 import { ALICE, BOB, CAROL, createDraft, DAVE, errorOf, sentMessage, snapshot } from "../helpers/messages.ts";
+import { openSocket } from "../helpers/raw-socket.ts";
 import { draft, startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 
 let s: TestServer;
@@ -197,10 +197,7 @@ describe("an upload cut off mid-body, retried with the same key", () => {
   test("the first never completed: the retry stores the file once, a second retry replays", async () => {
     const id = await createDraft(s, ALICE, [BOB]);
     const key = freshKey();
-    const url = new URL(s.url);
-    const socket = connect(Number(url.port), url.hostname);
-    socket.on("error", () => {});
-    await new Promise<void>((done) => socket.once("connect", () => done()));
+    const socket = await openSocket(s.url);
     const before = new Set(await tempFiles());
     socket.write(
       `POST /fmsg/${id}/attach HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${mintToken(ALICE, TEST_KEY, 600)}\r\n` +

@@ -4,13 +4,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readlinkSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mintToken } from "../../src/lib/jwt.ts";
 import { startChildServer, type ChildServer } from "../helpers/child-server.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { ALICE, BOB } from "../helpers/messages.ts";
+import { openSocket } from "../helpers/raw-socket.ts";
 import { draft, startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 
 const BOUNDARY = "----fmsgfaultboundary";
@@ -35,21 +36,12 @@ function requestHead(id: number, framing: string): string {
   );
 }
 
-function open(t: Target): Promise<Socket> {
-  const url = new URL(t.url);
-  return new Promise((done, fail) => {
-    const socket = connect(Number(url.port), url.hostname, () => done(socket));
-    socket.once("error", fail);
-  });
-}
-
 /** Sends `bytes` and reads until the server closes: the status and body of its answer. */
 async function exchange(t: Target, bytes: string): Promise<{ status: number; text: string }> {
-  const socket = await open(t);
+  const socket = await openSocket(t.url);
   const chunks: Buffer[] = [];
   socket.on("data", (c: Buffer) => chunks.push(c));
   const closed = new Promise<void>((done) => socket.once("close", () => done()));
-  socket.on("error", () => {});
   socket.write(bytes);
   await closed;
   const text = Buffer.concat(chunks).toString("latin1");
@@ -78,8 +70,7 @@ async function eventually(check: () => boolean | Promise<boolean>, ms = 15_000):
 /** Sends the request head and half the file, and returns once the server has a temp file open for it. */
 async function halfUpload(t: Target, id: number): Promise<Socket> {
   const before = new Set(await tempFiles(t));
-  const socket = await open(t);
-  socket.on("error", () => {});
+  const socket = await openSocket(t.url);
   socket.write(requestHead(id, `Content-Length: ${WHOLE_BODY.length}\r\n`));
   socket.write(`${partHead("file", "up.bin")}${FILE.slice(0, FILE.length / 2)}`);
   const started = await eventually(async () => (await tempFiles(t)).some((n) => !before.has(n)));
