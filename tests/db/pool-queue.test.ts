@@ -24,18 +24,25 @@ describe.skipIf(EMBEDDED)("the pool's queue (PostgreSQL)", () => {
     await db.drop();
   });
 
-  test("a query queued while both connections are busy runs on the first one that is free", async () => {
-    // Both connections open and idle.
+  /**
+   * Opens both connections, then gives each one slow statement: it waits for a lock the holder has
+   * (1 on the first connection, 2 on the second) and lets it go when it ends. A postgres.js query is
+   * sent once something awaits it: .then() sends these two in this order.
+   */
+  async function busyBoth() {
     await Promise.all([pool`select 1`, pool`select 2`]);
     await holder`select pg_advisory_lock(1), pg_advisory_lock(2)`;
+    return {
+      slowA: pool`select pg_advisory_xact_lock(1)`.then(() => "a"),
+      slowB: pool`select pg_advisory_xact_lock(2)`.then(() => "b"),
+    };
+  }
+
+  test("a query queued while both connections are busy runs on the first one that is free", async () => {
+    const { slowA, slowB } = await busyBoth();
     // Without parameters: a statement's first run with parameters asks for its description first
     // and keeps its connection to itself meanwhile, whatever the pipeline's depth.
     const x = (q: postgres.PendingQuery<{ x: number }[]>) => q.then((rows) => rows[0]!.x);
-    // One slow statement on each connection (each waits for a lock the holder has, and lets it go
-    // when it ends). A postgres.js
-    // query is sent once something awaits it: .then() sends these in this order.
-    const slowA = pool`select pg_advisory_xact_lock(1)`.then(() => "a");
-    const slowB = pool`select pg_advisory_xact_lock(2)`.then(() => "b");
     // One more each may queue behind them; the fifth waits in the pool for whichever frees first.
     const queuedA = x(pool`select 3 as x`);
     const queuedB = x(pool`select 4 as x`);
@@ -54,10 +61,7 @@ describe.skipIf(EMBEDDED)("the pool's queue (PostgreSQL)", () => {
   }, 30_000);
 
   test("a transaction begun while both connections are busy runs on a connection of its own", async () => {
-    await Promise.all([pool`select 1`, pool`select 2`]);
-    await holder`select pg_advisory_lock(1), pg_advisory_lock(2)`;
-    const slowA = pool`select pg_advisory_xact_lock(1)`.then(() => "a");
-    const slowB = pool`select pg_advisory_xact_lock(2)`.then(() => "b");
+    const { slowA, slowB } = await busyBoth();
     // Its BEGIN is queued behind the first slow statement, which fills that connection's pipeline.
     // postgres.js 3.4.9 unpatched skipped the reservation then: UNSAFE_TRANSACTION once BEGIN ran.
     const tx = pool
