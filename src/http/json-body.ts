@@ -68,6 +68,7 @@ export function boundedJsonBody(opts: JsonBodyOptions): MiddlewareHandler {
 
 /** The client went away (or the connection broke) before the body was complete. */
 const interrupted = () => new ApiError(400, "request body interrupted");
+const tooDeep = () => new ApiError(400, "request body is nested too deeply");
 
 /**
  * A body with a Content-Length already checked against the cap: Bun reads exactly that many bytes
@@ -82,7 +83,7 @@ async function readDeclared(req: Request): Promise<string> {
     // The client went away before the declared length arrived.
     throw interrupted();
   }
-  if (!new JsonDepthGuard().feed(bytes)) throw new ApiError(400, "request body is nested too deeply");
+  if (!new JsonDepthGuard().feed(bytes)) throw tooDeep();
   return decodeUtf8(bytes);
 }
 
@@ -112,7 +113,7 @@ async function readCapped(req: Request, maxBytes: number, tooLarge: string): Pro
     }
     if (!depth.feed(value)) {
       await reader.cancel().catch(() => {});
-      throw new ApiError(400, "request body is nested too deeply");
+      throw tooDeep();
     }
     chunks.push(value);
   }
