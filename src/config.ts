@@ -115,6 +115,7 @@ const envSchema = z.object({
   FMSG_API_DB_POOL_SIZE: intVar("FMSG_API_DB_POOL_SIZE", 1, 1000, 10),
   FMSG_API_DB_STATEMENT_TIMEOUT_MS: intVar("FMSG_API_DB_STATEMENT_TIMEOUT_MS", 100, 600_000, 10_000),
   FMSG_API_DB_LOCK_TIMEOUT_MS: intVar("FMSG_API_DB_LOCK_TIMEOUT_MS", 100, 600_000, 3_000),
+  FMSG_API_SHUTDOWN_TIMEOUT: intVar("FMSG_API_SHUTDOWN_TIMEOUT", 1, 3600, 10),
   FMSG_API_MAX_TOKEN_TTL: z
     .string()
     .optional()
@@ -193,6 +194,8 @@ export type Config = {
   /** Per-connection statement_timeout and lock_timeout (ms): a stuck lock fails fast with 503. */
   statementTimeoutMs: number;
   lockTimeoutMs: number;
+  /** How long SIGTERM/SIGINT lets in-flight requests finish before their connections are closed (ms). */
+  shutdownTimeoutMs: number;
   /** Longest token lifetime accepted (seconds): exp − iat, or exp − now without iat. */
   maxTokenTtl: number;
   /** Lifetime (seconds) of tokens minted from API keys at POST /fmsg/token; at most maxTokenTtl. */
@@ -420,6 +423,7 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
     poolSize: v.FMSG_API_DB_POOL_SIZE,
     statementTimeoutMs: v.FMSG_API_DB_STATEMENT_TIMEOUT_MS,
     lockTimeoutMs: v.FMSG_API_DB_LOCK_TIMEOUT_MS,
+    shutdownTimeoutMs: v.FMSG_API_SHUTDOWN_TIMEOUT * 1000,
     maxTokenTtl: v.FMSG_API_MAX_TOKEN_TTL,
     apiTokenTtl: Math.min(v.FMSG_API_TOKEN_TTL, v.FMSG_API_MAX_TOKEN_TTL),
     profile: v.FMSG_API_PROFILE,

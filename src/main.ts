@@ -50,8 +50,11 @@ function environment(): Env {
   return env;
 }
 
-/** How long a failing process may drain before it exits anyway. */
-const UNCAUGHT_EXIT_MS = 15_000;
+/**
+ * What a stop may take beyond draining requests (FMSG_API_SHUTDOWN_TIMEOUT) before the process exits
+ * anyway: closing the pool waits up to 5 s for running queries, the embedded database's stop a little.
+ */
+const CLEANUP_ALLOWANCE_MS = 10_000;
 
 function fail(message: string): never {
   // One line per problem (configuration errors come all at once), each naming its variable.
@@ -88,8 +91,12 @@ async function serve(env: Env): Promise<void> {
     if (stopping) return;
     stopping = true;
     log({ level: exitCode === 0 ? "info" : "error", msg: "shutting down", reason });
-    // However the drain goes, the process ends: a supervisor restarts it after a failure.
-    const hardStop = setTimeout(() => process.exit(exitCode || 1), UNCAUGHT_EXIT_MS);
+    // However the stop goes, the process ends, with the code its cause asked for: a stop by signal is
+    // still the stop that was asked for (0), a fatal error still a failure (1) that a supervisor restarts.
+    const hardStop = setTimeout(() => {
+      log({ level: "error", msg: "stop took too long: exiting now", exitCode });
+      process.exit(exitCode);
+    }, config.shutdownTimeoutMs + CLEANUP_ALLOWANCE_MS);
     hardStop.unref();
     void server
       .stop()

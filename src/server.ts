@@ -38,7 +38,6 @@ import { shortTextCache } from "./messages/read-messages.ts";
  */
 export const IDLE_TIMEOUT_SECONDS = 30;
 const LOCAL_DELIVERY_RETRY_MS = 60_000;
-const DRAIN_TIMEOUT_MS = 10_000;
 const IDEMPOTENCY_PRUNE_MS = 15 * 60_000;
 
 /** A failure to start that the operator must fix; main prints it as one line. */
@@ -114,6 +113,8 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       ? new Metrics({
           fmsg_api_open_waits: { help: "Open /fmsg/wait requests.", read: () => waiters.size },
           fmsg_api_open_websockets: { help: "Open /fmsg/ws connections.", read: () => sockets.size },
+          // Bun counts a request until its answer is out: long polls and this scrape included.
+          fmsg_api_requests_in_flight: { help: "Requests received and not yet answered (open waits and this scrape included).", read: () => servers.reduce((n, s) => n + s.pendingRequests, 0) },
           fmsg_api_listener_connected: { help: "1 when the LISTEN connection is up.", read: () => (wakeUps.connected() ? 1 : 0) },
           fmsg_api_identity_cache_hits: { help: "Identity look-ups answered from the cache.", read: () => identity?.stats.hits ?? 0 },
           fmsg_api_identity_cache_misses: { help: "Identity look-ups sent to fmsgid.", read: () => identity?.stats.misses ?? 0 },
@@ -197,7 +198,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
           waiters.closeAll();
           feed.closeAll(); // ends event streams too
           sockets.closeAll();
-          await Promise.all(servers.map((s) => drain(s)));
+          await Promise.all(servers.map((s) => drain(s, config.shutdownTimeoutMs)));
           for (const cleanup of cleanups) await cleanup().catch(() => {});
         })()),
     };
@@ -221,14 +222,14 @@ function listen(bind: () => Server<undefined>, host: string, port: number, varia
   }
 }
 
-/** Stops accepting, lets in-flight requests finish for a bounded time, then closes what is left. */
-async function drain(server: Server<undefined>): Promise<void> {
+/** Stops accepting, lets in-flight requests finish for `timeoutMs` (FMSG_API_SHUTDOWN_TIMEOUT), then closes what is left. */
+async function drain(server: Server<undefined>, timeoutMs: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const forced = new Promise<void>((resolve) => {
     timer = setTimeout(() => {
       void server.stop(true);
       resolve();
-    }, DRAIN_TIMEOUT_MS);
+    }, timeoutMs);
   });
   await Promise.race([server.stop(false), forced]);
   clearTimeout(timer);

@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { REQUIRED_TABLES } from "../../src/db/schema.ts";
 import { mintToken } from "../../src/lib/jwt.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { openSocket } from "../helpers/raw-socket.ts";
 import { startTestServer, TEST_KEY, TEST_SECRET, type TestServer } from "../helpers/server.ts";
 
 const MAIN = resolve(import.meta.dir, "../../src/main.ts");
@@ -107,6 +108,11 @@ const openWaits = async (url: string) => {
   return Number(/^fmsg_api_open_waits (\d+)$/m.exec(text)?.[1] ?? NaN);
 };
 
+const inFlight = async (url: string) => {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^fmsg_api_requests_in_flight (\d+)$/m.exec(text)?.[1] ?? NaN);
+};
+
 const appConnections = async (db: TestDatabase) =>
   Number(
     (
@@ -140,6 +146,36 @@ describe("the real process", () => {
     // Nothing listens any more, and no connection of the server is left in the database.
     await expect(fetch(`${s.url}/healthz`)).rejects.toThrow();
     expect(await appConnections(db)).toBe(0);
+  });
+
+  test("SIGTERM with a request still in flight: cut off after FMSG_API_SHUTDOWN_TIMEOUT, still exit 0", async () => {
+    const db = await createTestDatabase();
+    databases.push(db);
+    const s = await spawnServer(db, { FMSG_API_SHUTDOWN_TIMEOUT: "1" });
+    const up = await until(s, async () => (await fetch(`${s.url}/healthz`)).status === 200);
+    if (!up) throw new Error(`server did not come up: ${await s.stderr}`);
+
+    // A client that sends a tenth of its body and then stalls: its request never finishes by itself.
+    const token = mintToken("@alice@example.com", TEST_KEY, 600);
+    const socket = await openSocket(s.url);
+    const closed = new Promise<void>((done) => socket.once("close", () => done()));
+    const body = JSON.stringify({ from: "@alice@example.com", to: ["@bob@example.com"], topic: "t", type: "text/plain", data: "x".repeat(10_000) });
+    socket.write(
+      `POST /fmsg HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 1000)}`,
+    );
+    // Counted: the stalled request and the scrape itself.
+    expect(await until(s, async () => (await inFlight(s.url)) === 2)).toBe(true);
+
+    s.proc.kill("SIGTERM");
+    // With the default of 10 s this guard would kill it first (exit code null).
+    expect(await exitCode(s, 8_000)).toBe(0);
+    await closed;
+    expect(await s.stderr).toBe("");
+    const stdout = await s.stdout;
+    expect(stdout).toContain('"msg":"stopped","exitCode":0');
+    expect(stdout).not.toContain("stop took too long");
+    // The cut-off create wrote nothing.
+    expect((await db.sql`select count(*)::int as n from msg`)[0]!.n).toBe(0);
   });
 
   test("SIGINT also stops it cleanly with exit 0", async () => {
