@@ -88,6 +88,16 @@ async function until(s: Spawned, probe: () => Promise<boolean>, attempts = 200):
   return false;
 }
 
+/** A fresh database and a real server process on it, once its /healthz answers. */
+async function servingProcess(extra: Record<string, string> = {}): Promise<{ db: TestDatabase; s: Spawned }> {
+  const db = await createTestDatabase();
+  databases.push(db);
+  const s = await spawnServer(db, extra);
+  const up = await until(s, async () => (await fetch(`${s.url}/healthz`)).status === 200);
+  if (!up) throw new Error(`server did not come up: ${await s.stderr}`);
+  return { db, s };
+}
+
 /** Waits for exit, with a kill as the guard (a hang is then a failed exit-code assertion). */
 async function exitCode(s: Spawned, guardMs = 15_000): Promise<number | null> {
   const guard = setTimeout(() => s.proc.kill("SIGKILL"), guardMs);
@@ -123,11 +133,7 @@ const appConnections = async (db: TestDatabase) =>
 
 describe("the real process", () => {
   test("SIGTERM: an open /fmsg/wait answers 204, the pool is closed, exit 0", async () => {
-    const db = await createTestDatabase();
-    databases.push(db);
-    const s = await spawnServer(db);
-    const up = await until(s, async () => (await fetch(`${s.url}/healthz`)).status === 200);
-    if (!up) throw new Error(`server did not come up: ${await s.stderr}`);
+    const { db, s } = await servingProcess();
     expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
 
     const token = mintToken("@alice@example.com", TEST_KEY, 600);
@@ -149,11 +155,7 @@ describe("the real process", () => {
   });
 
   test("SIGTERM with a request still in flight: cut off after FMSG_API_SHUTDOWN_TIMEOUT, still exit 0", async () => {
-    const db = await createTestDatabase();
-    databases.push(db);
-    const s = await spawnServer(db, { FMSG_API_SHUTDOWN_TIMEOUT: "1" });
-    const up = await until(s, async () => (await fetch(`${s.url}/healthz`)).status === 200);
-    if (!up) throw new Error(`server did not come up: ${await s.stderr}`);
+    const { db, s } = await servingProcess({ FMSG_API_SHUTDOWN_TIMEOUT: "1" });
 
     // A client that sends a tenth of its body and then stalls: its request never finishes by itself.
     const token = mintToken("@alice@example.com", TEST_KEY, 600);
@@ -179,11 +181,7 @@ describe("the real process", () => {
   });
 
   test("SIGINT also stops it cleanly with exit 0", async () => {
-    const db = await createTestDatabase();
-    databases.push(db);
-    const s = await spawnServer(db, { FMSG_API_LOG: "off" });
-    const up = await until(s, async () => (await fetch(`${s.url}/healthz`)).status === 200);
-    if (!up) throw new Error(`server did not come up: ${await s.stderr}`);
+    const { s } = await servingProcess({ FMSG_API_LOG: "off" });
     s.proc.kill("SIGINT");
     expect(await exitCode(s)).toBe(0);
     expect(await s.stderr).toBe("");
