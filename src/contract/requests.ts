@@ -49,7 +49,7 @@ export const MessageBody = z
       topic: text(
         `topic must be a string of at most ${MAX_TOPIC_BYTES} bytes`,
         (s) => s.isWellFormed() && utf8Length(s) <= MAX_TOPIC_BYTES,
-        `At most ${MAX_TOPIC_BYTES} bytes of UTF-8; must be empty when pid is given.`,
+        `At most ${MAX_TOPIC_BYTES} bytes of UTF-8, no NUL character; must be empty when pid is given.`,
       ),
       type: z
         .string({ error: "type must be a valid media type" })
@@ -64,6 +64,8 @@ export const MessageBody = z
     { error: "request body must be a JSON object" },
   )
   .superRefine((m, ctx) => {
+    // PostgreSQL's text cannot hold U+0000 (the body can: it is a file).
+    if (m.topic.includes("\u0000")) ctx.addIssue({ code: "custom", message: "topic must not contain the NUL character", path: ["topic"] });
     if (m.pid !== null && m.topic !== "") ctx.addIssue({ code: "custom", message: "topic must be empty when pid is given", path: ["topic"] });
   })
   .transform(({ size: _ignored, ...m }) => m)

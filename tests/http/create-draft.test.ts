@@ -115,6 +115,8 @@ describe("POST /fmsg refusals change nothing", () => {
     ["data not a string", { data: 5 }, 400, /data/],
     ["data with a lone surrogate", { data: "ok \ud800 no" }, 400, /data/],
     ["topic with a lone surrogate", { topic: "\udc00" }, 400, /topic/],
+    ["topic with a NUL", { topic: "a\u0000b" }, 400, "topic must not contain the NUL character"],
+    ["data with a NUL is fine, but not the topic", { data: "a\u0000b", topic: "\u0000" }, 400, "topic must not contain the NUL character"],
     ["from another user", { from: BOB }, 403, "from address must match authenticated user"],
     ["data over the limit", { data: "x".repeat(1024 * 1024 + 1) }, 413, "message data exceeds maximum size"],
   ];
