@@ -1,6 +1,6 @@
 // Whether a token minted from an API key still counts: its key not revoked, expired or rotated since.
 import type { ApiKeyState } from "../db/api-keys.ts";
-import { keyGeneration } from "../lib/api-key.ts";
+import { KEY_ID_PATTERN, keyGeneration } from "../lib/api-key.ts";
 import { BoundedMap } from "../lib/bounded-map.ts";
 import { bearerValue } from "./auth.ts";
 import { unauthorized } from "./errors.ts";
@@ -92,6 +92,9 @@ export class MintedTokenCheck {
   }
 
   private state(keyId: string, maxAgeMs: number): Promise<ApiKeyState | null> {
+    // No key has such an id (a signed token can still carry anything, a NUL even, which PostgreSQL
+    // refuses): it stands for no key, without a query.
+    if (!KEY_ID_PATTERN.test(keyId)) return Promise.resolve(null);
     const now = this.now();
     const hit = this.states.get(keyId);
     if (hit && now - hit.loadedAt < maxAgeMs) return hit.state;

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { issueApiKey, rotateApiKeySecret } from "../../src/cli/api-key.ts";
 import { revokeApiKey } from "../../src/db/api-keys.ts";
-import { verifyJwt } from "../../src/lib/jwt.ts";
+import { signJwt, verifyJwt } from "../../src/lib/jwt.ts";
 import { startIdentityStub, type IdentityStub } from "../helpers/identity-stub.ts";
 import { startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 
@@ -211,5 +211,13 @@ describe("minted tokens follow their key", () => {
     const { access_token: token } = await grant(s, key);
     await s.db.sql`update fmsg_api_key set expires_at = now() where key_id = ${info.keyId}`;
     await expectError(await refusedWithin(s, token, 6500), 401, "api key revoked");
+  });
+
+  test("a signed token naming no possible key (a NUL, a wrong shape) → 401 api key revoked, on every route", async () => {
+    for (const keyId of ["a\u0000b", "short", "x".repeat(65), ""]) {
+      const token = signJwt({ sub: ALICE, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600, api_key_id: keyId }, TEST_KEY);
+      await expectError(await inbox(s, token), 401, "api key revoked");
+      await expectError(await s.request("GET", "/fmsg/events?timeout=1", { as: null, headers: { authorization: `Bearer ${token}` } }), 401, "api key revoked");
+    }
   });
 });
