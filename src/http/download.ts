@@ -87,5 +87,10 @@ export async function serveDownload(req: Request, d: Download): Promise<Response
     return new Response(file.slice(range.start, range.end + 1), { status: 206, headers });
   }
   headers.set("Content-Length", String(info.size));
-  return new Response(info.size === 0 ? "" : file, { status: 200, headers });
+  if (info.size === 0) return new Response("", { status: 200, headers });
+  // Bun applies a request's Range to a file body on its own reading of the header: a reversed range
+  // starting past the end became its own 416, empty, while this answer (and its log line) said 200.
+  // A Range ignored here gets the whole file through a plain stream: Bun knows file.stream() as the
+  // file and would cut that too.
+  return new Response(req.headers.has("range") ? file.stream().pipeThrough(new TransformStream()) : file, { status: 200, headers });
 }

@@ -220,6 +220,35 @@ describe("GET /fmsg/:id/data", () => {
     expect(beyond.headers.get("content-range")).toBe("bytes */10");
     expect(await beyond.json()).toEqual({ error: "range not satisfiable" });
   });
+
+  test("a Range that is not one valid byte range is ignored: the whole body, 200", async () => {
+    const id = await createDraft(s, ALICE, [BOB], { data: "0123456789" });
+    // Reversed (past the end, and inside), several ranges, another unit.
+    for (const range of ["bytes=20-5", "bytes=5-3", "bytes=0-1,4-5", "items=0-1"]) {
+      const res = await s.request("GET", `/fmsg/${id}/data`, { headers: { range } });
+      expect({ range, status: res.status, contentRange: res.headers.get("content-range"), body: await res.text() }).toEqual({
+        range,
+        status: 200,
+        contentRange: null,
+        body: "0123456789",
+      });
+    }
+  });
+
+  test("If-Range: the range with the current ETag, the whole new body after the draft changed", async () => {
+    const id = await createDraft(s, ALICE, [BOB], { data: "0123456789" });
+    const etag = (await s.request("HEAD", `/fmsg/${id}/data`)).headers.get("etag")!;
+    const resumed = await s.request("GET", `/fmsg/${id}/data`, { headers: { range: "bytes=4-", "if-range": etag } });
+    expect(resumed.status).toBe(206);
+    expect(await resumed.text()).toBe("456789");
+    const put = await s.request("PUT", `/fmsg/${id}`, { json: { version: 1, from: ALICE, to: [BOB], type: "text/plain", data: "abcdefghijklmnop" } });
+    expect(put.status).toBe(200);
+    // A resume with the old validator must not splice the new body onto the old one's first bytes.
+    const stale = await s.request("GET", `/fmsg/${id}/data`, { headers: { range: "bytes=4-", "if-range": etag } });
+    expect(stale.status).toBe(200);
+    expect(stale.headers.get("content-range")).toBeNull();
+    expect(await stale.text()).toBe("abcdefghijklmnop");
+  });
 });
 
 describe("messages fmsgd received compressed", () => {
