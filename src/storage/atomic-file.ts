@@ -54,6 +54,30 @@ function tempName(dir: string, name: string): string {
 
 export class SizeLimitError extends Error {}
 
+/**
+ * Opens a new temp file with O_EXCL. Its folder exists (ensureDir), unless a write failing next door
+ * just removed it as empty (discard): then it is made again.
+ */
+async function createTemp(dir: string, tempPath: string): Promise<FileHandle> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await open(tempPath, "wx", FILE_MODE);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== "ENOENT" || attempt === 3) return onDisk(() => Promise.reject(err));
+      await ensureDir(dir);
+    }
+  }
+}
+
+/**
+ * Removes a temp or placed file that no row points to, then its folder if that is left empty: a
+ * refused first upload leaves no attach/ folder behind, a refused new draft no message folder.
+ */
+async function discard(path: string): Promise<void> {
+  await unlink(path).catch(() => {});
+  await rmdir(dirname(path)).catch(() => {}); // only when empty
+}
+
 /** write(2) may write less than asked (a filling disk, a signal): keep going until all is written. */
 async function writeFully(fh: FileHandle, chunk: Uint8Array): Promise<void> {
   let offset = 0;
@@ -84,7 +108,7 @@ export async function stageFile(
 ): Promise<StagedFile> {
   await ensureDir(dir);
   const tempPath = tempName(dir, name);
-  const fh = await onDisk(() => open(tempPath, "wx", FILE_MODE));
+  const fh = await createTemp(dir, tempPath);
   try {
     let written = 0;
     for await (const chunk of chunksOf(source)) {
@@ -99,7 +123,7 @@ export async function stageFile(
     return { tempPath, dir, name, size };
   } catch (err) {
     await fh.close().catch(() => {});
-    await unlink(tempPath).catch(() => {});
+    await discard(tempPath);
     throw err;
   }
 }
@@ -152,7 +176,7 @@ export async function writeWithRow<T>(
   } catch (err) {
     // A COMMIT lost with its connection may have happened: then the row points at the placed file,
     // which must stay (the start-up sweep removes it if no row does). Otherwise it is nobody's.
-    if (placed === null || !mayHaveCommitted(err)) await unlink(placed ?? staged.tempPath).catch(() => {});
+    if (placed === null || !mayHaveCommitted(err)) await discard(placed ?? staged.tempPath);
     throw err;
   }
 }

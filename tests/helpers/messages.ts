@@ -34,15 +34,18 @@ async function listFiles(dir: string): Promise<string[]> {
   const walk = async (d: string) => {
     for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
       const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out.push(p);
+      // Folders count too: a refused write leaves no empty one behind.
+      if (e.isDirectory()) {
+        out.push(`${p}/`);
+        await walk(p);
+      } else out.push(p);
     }
   };
   await walk(dir);
   return out.sort();
 }
 
-/** Every row of every table the API writes, plus every file in the data directory. */
+/** Every row of every table the API writes, plus every file and folder in the data directory. */
 export async function snapshot(s: TestServer): Promise<string> {
   const sql = s.db.sql;
   const tables = {
