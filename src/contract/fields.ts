@@ -87,6 +87,9 @@ export const messageId = z
  * A non-negative integer query parameter (the first, when repeated). Values past 2^53 saturate:
  * they mean pages or ids beyond any data. `min` and `max` bound it; `clamp` brings larger values down.
  */
+/** A query parameter given more than once counts with its first value (as Hono's c.req.query() reads it). */
+export const firstValue = (v: unknown) => (Array.isArray(v) ? v[0] : v);
+
 export function count<D extends number | null>(opts: {
   name: string;
   /** The value when the parameter is absent (null: "not given", and no default is documented). */
@@ -99,7 +102,7 @@ export function count<D extends number | null>(opts: {
   const error = `invalid ${opts.name}`;
   return z
     .preprocess(
-      (v) => (Array.isArray(v) ? v[0] : v),
+      firstValue,
       z
         .string()
         .optional()

@@ -4,7 +4,7 @@ import { isValidFilename } from "../domain/filename.ts";
 import { MAX_RECIPIENTS, MAX_TOPIC_BYTES } from "../domain/limits.ts";
 import { isValidMediaType } from "../domain/media-type.ts";
 import { parseProfile, PROFILES } from "../domain/profile.ts";
-import { address, addressList, count, issue, messageId, optionalAddressList } from "./fields.ts";
+import { address, addressList, count, firstValue, issue, messageId, optionalAddressList } from "./fields.ts";
 
 const utf8Length = (s: string) => Buffer.byteLength(s, "utf8");
 
@@ -103,16 +103,14 @@ export const WaitQuery = z.object({
 
 export const WebSocketQuery = z.object({
   access_token: z
-    .string()
-    .optional()
+    .preprocess(firstValue, z.string().optional())
     .meta({ description: "The bearer token, for clients that cannot send an Authorization header on a WebSocket (browsers). The header wins when both are given." }),
 });
 
 
 export const DocumentQuery = z.object({
   profile: z
-    .string()
-    .optional()
+    .preprocess(firstValue, z.string().optional())
     .transform((v, ctx) => {
       if (v === undefined) return undefined;
       return parseProfile(v) ?? issue(ctx, "invalid profile");

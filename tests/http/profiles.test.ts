@@ -120,6 +120,12 @@ describe("GET /openapi.json?profile=", () => {
     expect(await messageRef(modern, "?profile=SEED")).toEqual({ $ref: "#/components/schemas/Message" });
   });
 
+  test("a profile given twice: the first counts, as for every query parameter", async () => {
+    expect(await messageRef(seed, "?profile=fmsg-003&profile=v2")).toEqual({ $ref: "#/components/schemas/Message003" });
+    const res = await seed.request("GET", "/openapi.json?profile=v2&profile=seed", { as: null });
+    expect(await errorOf(res)).toEqual({ status: 400, error: "invalid profile" });
+  });
+
   test("an unknown profile → 400 invalid profile", async () => {
     const res = await seed.request("GET", "/openapi.json?profile=v2", { as: null });
     expect(res.status).toBe(400);

@@ -177,6 +177,12 @@ describe("GET /fmsg/ws: the handshake", () => {
     expect(s.server.sockets.size).toBe(0);
   });
 
+  test("access_token given twice: the first counts (a plain GET is then 426, not a validation error)", async () => {
+    const res = await fetch(`${s.url}/fmsg/ws?access_token=${s.token(BOB)}&access_token=other`);
+    expect(res.status).toBe(426);
+    expect(await res.json()).toEqual({ error: "websocket upgrade required" });
+  });
+
   test("access_token is read on the WebSocket route only", async () => {
     const res = await fetch(`${s.url}/fmsg?access_token=${s.token(BOB)}`);
     expect(res.status).toBe(401);
