@@ -25,6 +25,13 @@ export function extendRequestTimeout<E extends Env & { Bindings: BunBindings }>(
  */
 const WEBSOCKET_IDLE_SECONDS = 120;
 
+/**
+ * Frames a socket may have waiting in this process (beyond what the kernel holds) before its client
+ * counts as not reading: it is then closed (inbox-sockets.ts TOO_SLOW) rather than held in memory.
+ * Hundreds of list items, or about 25 of the largest (255 long addresses).
+ */
+export const WEBSOCKET_MAX_BUFFERED_BYTES = 1024 * 1024;
+
 /** What an upgraded connection carries: where its open and close go. */
 type SocketData = { opened(peer: WebSocketPeer): void; closed(): void };
 
@@ -36,7 +43,16 @@ export const webSocketHandler = {
   open(ws) {
     // A throw here would escape into Bun's event loop: the socket is closed instead.
     try {
-      ws.data.opened({ send: (text) => ws.send(text), ping: () => ws.ping(), close: (code, reason) => ws.close(code, reason) });
+      ws.data.opened({
+        // Bun returns -1 when the frame was queued behind others, 0 when it dropped it: either way a
+        // client that lets too much pile up has stopped reading.
+        send: (text) => {
+          const sent = ws.send(text);
+          return sent > 0 || (sent === -1 && ws.getBufferedAmount() <= WEBSOCKET_MAX_BUFFERED_BYTES);
+        },
+        ping: () => ws.ping(),
+        close: (code, reason) => ws.close(code, reason),
+      });
     } catch {
       ws.close(1011, "internal error");
     }
@@ -53,10 +69,14 @@ export const webSocketHandler = {
   },
   idleTimeout: WEBSOCKET_IDLE_SECONDS,
   sendPings: false,
+  // The backstop behind the check in send(): Bun's default lets 16 MiB pile up per socket, then drops
+  // frames without a word and keeps the socket open.
+  backpressureLimit: 2 * WEBSOCKET_MAX_BUFFERED_BYTES,
+  closeOnBackpressureLimit: true,
 } satisfies WebSocketHandler<SocketData> as unknown as WebSocketHandler<undefined>;
 
-/** An upgraded connection as the app uses it: text frames, pings, close. */
-export type WebSocketPeer = { send(text: string): void; ping(): void; close(code: number, reason: string): void };
+/** An upgraded connection as the app uses it: text frames (false: the client is not keeping up), pings, close. */
+export type WebSocketPeer = { send(text: string): boolean; ping(): void; close(code: number, reason: string): void };
 
 /**
  * Upgrades the request to a WebSocket; `headers` go into the 101 answer (Hono's Bun helper cannot

@@ -18,7 +18,8 @@ export type Notice = { kind: FrameKind; msgId: number; addresses: readonly strin
 export type FrameSource = (notice: Notice, candidates: string[]) => Promise<Map<string, (profile: Profile) => string>>;
 
 /** What the registry needs of a socket (Bun's ServerWebSocket, through Hono's WSContext). */
-export type SocketPeer = { send(text: string): void; ping(): void; close(code: number, reason: string): void };
+/** `send` is false when the client is not keeping up: too many frames wait for it, or one was dropped. */
+export type SocketPeer = { send(text: string): boolean; ping(): void; close(code: number, reason: string): void };
 
 export type SocketOpening = {
   /** The authenticated address, as the token's `sub` spells it. */
@@ -40,6 +41,11 @@ export const TOKEN_EXPIRED = { code: 4001, reason: "token expired" } as const;
 export const GOING_AWAY = { code: 1001, reason: "server shutting down" } as const;
 /** The token's API key was revoked, expired or rotated: like expiry, a new token is needed (hence 4001 too). */
 export const KEY_REVOKED = { code: 4001, reason: "api key revoked" } as const;
+/**
+ * The client stopped reading: frames piled up (src/lib/bun.ts) and the socket is closed instead of
+ * growing. It missed news; reconnecting and reading the inbox (or GET /fmsg/events) catches up.
+ */
+export const TOO_SLOW = { code: 4002, reason: "too slow: frames were not read" } as const;
 
 /** Server pings keep proxies from cutting quiet sockets and find dead peers (docs/API.md "WebSocket"). */
 export const PING_INTERVAL_MS = 45_000;
@@ -234,7 +240,7 @@ export class InboxSockets {
         const frame = frames.get(m.address);
         if (!frame) continue;
         try {
-          m.peer.send(frame(m.profile));
+          if (!m.peer.send(frame(m.profile))) this.closeMember(m, TOO_SLOW);
         } catch {
           // closing; its close event removes it
         }

@@ -6,7 +6,7 @@ import { until } from "../helpers/poll.ts";
 
 function peer() {
   const log = { sent: [] as string[], pings: 0, closed: [] as [number, string][] };
-  const p: SocketPeer = { send: (t) => void log.sent.push(t), ping: () => void log.pings++, close: (code, reason) => void log.closed.push([code, reason]) };
+  const p: SocketPeer = { send: (t) => log.sent.push(t) > 0, ping: () => void log.pings++, close: (code, reason) => void log.closed.push([code, reason]) };
   return { p, log };
 }
 
@@ -41,6 +41,26 @@ test("one commit's notices (one per address) are answered by one look-up; socket
   expect(asked.map((a) => [a.notice.msgId, a.candidates.sort()])).toEqual([[7, ["@B@example.com", "@c@example.com"]]]);
   expect(b.log.sent).toEqual(["new_msg:7:fmsg-003"]);
   remove();
+  expect(sockets.size).toBe(1);
+  sockets.closeAll();
+});
+
+test("a client that stops keeping up is closed with 4002 and gets no more frames; the others go on", async () => {
+  const sockets = new InboxSockets(allowAll([]));
+  const slow = peer();
+  let room = 2;
+  const stalled: SocketPeer = { ...slow.p, send: (t) => slow.p.send(t) && room-- > 0 };
+  const fine = peer();
+  sockets.add({ address: "@a@example.com", profile: "seed", expiresAt: Date.now() + 60_000, peer: stalled });
+  sockets.add({ address: "@a@example.com", profile: "seed", expiresAt: Date.now() + 60_000, peer: fine.p });
+  for (let id = 1; id <= 5; id++) {
+    sockets.notify({ kind: "new_msg", msgId: id, addresses: ["@a@example.com"] });
+    await sockets.idle();
+  }
+  expect(fine.log.sent).toEqual([1, 2, 3, 4, 5].map((id) => `new_msg:${id}:seed`));
+  // The third frame found it behind: closed then, and never written to again.
+  expect(slow.log.sent).toEqual([1, 2, 3].map((id) => `new_msg:${id}:seed`));
+  expect(slow.log.closed).toEqual([[4002, "too slow: frames were not read"]]);
   expect(sockets.size).toBe(1);
   sockets.closeAll();
 });

@@ -4,6 +4,7 @@ import { deliverFromAfar } from "../helpers/fmsgd.ts";
 import { ALICE, BOB, CAROL, DAVE, EVE, createDraft, sentMessage } from "../helpers/messages.ts";
 import { EMBEDDED, startTestServer, type TestServer } from "../helpers/server.ts";
 import { until } from "../helpers/poll.ts";
+import { openSocket } from "../helpers/raw-socket.ts";
 
 setDefaultTimeout(30_000);
 
@@ -223,5 +224,65 @@ describe("GET /fmsg/ws: the socket's life", () => {
     // Closed by the server before its drain (Bun's own forced close, after the drain timeout, gives no reason).
     expect(closed.code).toBe(1001);
     expect(closed.reason).toBe("server shutting down");
+  });
+});
+
+/** The frames of a server→client WebSocket byte stream (unmasked): opcode and payload of each whole frame. */
+function wsFrames(bytes: Buffer): { opcode: number; payload: Buffer }[] {
+  const out: { opcode: number; payload: Buffer }[] = [];
+  let at = 0;
+  while (at + 2 <= bytes.length) {
+    let len = bytes[at + 1]! & 0x7f;
+    let head = 2;
+    if (len === 126) [len, head] = [bytes.readUInt16BE(at + 2), 4];
+    else if (len === 127) [len, head] = [Number(bytes.readBigUInt64BE(at + 2)), 10];
+    if (at + head + len > bytes.length) break;
+    out.push({ opcode: bytes[at]! & 0x0f, payload: bytes.subarray(at + head, at + head + len) });
+    at += head + len;
+  }
+  return out;
+}
+
+describe("GET /fmsg/ws: a client that stops reading", () => {
+  test("is closed with 4002 once its frames pile up, instead of the server holding them; it is told why", async () => {
+    const socket = await openSocket(s.url);
+    let received = Buffer.alloc(0);
+    socket.on("data", (d: Buffer) => (received = Buffer.concat([received, d])));
+    const ended = new Promise<void>((done) => socket.once("close", () => done()));
+    socket.write(
+      `GET /fmsg/ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token(DAVE)}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    await until(() => received.includes("\r\n\r\n"), "the 101 answer");
+    expect(received.toString("latin1")).toStartWith("HTTP/1.1 101");
+    received = received.subarray(received.indexOf("\r\n\r\n") + 4);
+    // From here the client reads nothing: what the server sends piles up in the kernel, then in Bun.
+    socket.pause();
+    await until(() => s.server.sockets.size === 1, "the socket registered");
+
+    // 200 messages fmsgd received for DAVE, each with 254 more recipients of 130-byte addresses:
+    // about 7 MB of frames, more than the kernel's buffers and the server's 1 MiB together.
+    await s.db.sql`
+      with m as (
+        insert into msg (version, from_addr, topic, type, size, filepath, time_sent)
+        select 1, '@zed@remote.example', 'bulk', 'text/plain', 0, '/nonexistent', extract(epoch from now())
+        from generate_series(1, 200)
+        returning id)
+      insert into msg_to (msg_id, addr)
+      select m.id, a.addr from m, (
+        select ${DAVE}::text as addr
+        union all
+        select '@r' || i || repeat('y', 60) || '@' || repeat('z', 60) || '.example.org' from generate_series(1, 254) i) a`;
+    await until(() => s.server.sockets.size === 0, "the stalled socket closed by the server");
+
+    // Reading again, the client gets what was sent before the close, then the close frame and its reason.
+    socket.resume();
+    await ended;
+    const frames = wsFrames(received);
+    const close = frames.find((f) => f.opcode === 0x8);
+    expect(close && { code: close.payload.readUInt16BE(0), reason: close.payload.subarray(2).toString() }).toEqual({ code: 4002, reason: "too slow: frames were not read" });
+    const got = frames.filter((f) => f.opcode === 0x1).length;
+    expect(got).toBeGreaterThan(0);
+    expect(got).toBeLessThan(200);
   });
 });
