@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import postgres from "postgres";
 import { pruneEvents } from "../../src/db/events.ts";
+import { CURSOR_AHEAD } from "../../src/http/routes/events.ts";
 import { deliverFromAfar } from "../helpers/fmsgd.ts";
 import { startIdentityStub, type IdentityStub } from "../helpers/identity-stub.ts";
 import { ALICE, BOB, CAROL, createDraft, DAVE, errorOf, sendDraft, sentMessage } from "../helpers/messages.ts";
@@ -229,6 +230,20 @@ describe("retention", () => {
     expect((await feed(s, "@old@example.com", `since=${third}`)).events.map((e) => e.id)).toEqual(ids.slice(3));
     // The head never goes back, even when everything was pruned.
     expect(await head(s, "@old@example.com")).toBeGreaterThanOrEqual(page.next);
+  });
+});
+
+describe("a cursor beyond the head", () => {
+  test("gets 410 telling the client to re-list (JSON and stream, however large); the head itself reads on", async () => {
+    const now = await head(s, DAVE);
+    for (const since of [String(now + 1), "99999999999999999999"]) {
+      const res = await s.request("GET", `/fmsg/events?since=${since}&timeout=0`, { as: DAVE });
+      expect(await errorOf(res)).toEqual({ status: 410, error: CURSOR_AHEAD });
+      const stream = await s.request("GET", "/fmsg/events", { as: DAVE, headers: { accept: "text/event-stream", "last-event-id": since } });
+      expect(await errorOf(stream)).toEqual({ status: 410, error: CURSOR_AHEAD });
+    }
+    const id = await sentMessage(s, ALICE, [DAVE]);
+    expect((await feed(s, DAVE, `since=${now}`)).events.map((e) => e.id)).toEqual([id]);
   });
 });
 

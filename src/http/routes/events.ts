@@ -18,6 +18,12 @@ const IDLE_MARGIN_SECONDS = 15;
 /** A comment line this often keeps proxies from closing a quiet stream (ms). */
 const HEARTBEAT_MS = 15_000;
 export const CURSOR_PRUNED = "events since this cursor were pruned (older than the retention period): re-list the mailbox, then read the feed from its current head";
+/**
+ * The head never goes back (the pruner records how far it removed), so a cursor beyond it was never
+ * handed out by this journal: the database was restored from a backup, or the client talks to
+ * another host. Waiting there would skip every event until the head caught up.
+ */
+export const CURSOR_AHEAD = "this cursor is ahead of the event journal (restored database or another host?): re-list the mailbox, then read the feed from its current head";
 
 const events = createRoute({
   operationId: "readEvents",
@@ -41,7 +47,7 @@ const events = createRoute({
     },
     {
       400: "Invalid parameters (`invalid since`, `invalid timeout`, `invalid Last-Event-ID`).",
-      410: "Events above the cursor were pruned (older than FMSG_API_EVENT_RETENTION_DAYS): re-list the mailbox and start again from the current head.",
+      410: "Events above the cursor were pruned (older than FMSG_API_EVENT_RETENTION_DAYS), or the cursor is ahead of the journal's head (a restored database, another host): re-list the mailbox and start again from the current head.",
     },
   ),
 });
@@ -58,6 +64,7 @@ export function eventRoutes(deps: EventRouteDeps) {
     // Without a cursor the reader starts at the head: what happens from now on.
     const since = asked ?? head;
     if (since < prunedUpto) throw new ApiError(410, CURSOR_PRUNED);
+    if (since > head) throw new ApiError(410, CURSOR_AHEAD);
     const identity = c.get("identity");
 
     if (stream) {
