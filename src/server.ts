@@ -112,6 +112,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     const metrics = config.metrics
       ? new Metrics({
           fmsg_api_open_waits: { help: "Open /fmsg/wait requests.", read: () => waiters.size },
+          fmsg_api_open_event_waits: { help: "Open GET /fmsg/events long polls and streams waiting for events.", read: () => feed.size },
           fmsg_api_open_websockets: { help: "Open /fmsg/ws connections.", read: () => sockets.size },
           // Bun counts a request until its answer is out: long polls and this scrape included.
           fmsg_api_requests_in_flight: { help: "Requests received and not yet answered (open waits and this scrape included).", read: () => servers.reduce((n, s) => n + s.pendingRequests, 0) },

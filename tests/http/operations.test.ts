@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { verifyJwt } from "../../src/lib/jwt.ts";
 import { ALICE } from "../helpers/messages.ts";
+import { until } from "../helpers/poll.ts";
 import { startTestServer, TEST_KEY, TEST_SECRET, type TestServer } from "../helpers/server.ts";
 
 describe("request log and request id", () => {
@@ -27,6 +28,20 @@ describe("request log and request id", () => {
     const all = JSON.stringify(lines);
     expect(all).not.toContain("supersecret");
     expect(all).not.toContain(token);
+  });
+
+  test("a wait whose client went away is logged 499, a timeout 204", async () => {
+    const headers = { authorization: `Bearer ${s.token(ALICE)}` };
+    const timedOut = await fetch(`${s.url}/fmsg/wait?since_id=999999&timeout=1`, { headers: { ...headers, "x-request-id": "wait-timeout" } });
+    expect(timedOut.status).toBe(204);
+    const ac = new AbortController();
+    const left = fetch(`${s.url}/fmsg/wait?since_id=999999&timeout=30`, { headers: { ...headers, "x-request-id": "wait-left" }, signal: ac.signal }).catch(() => null);
+    await until(() => s.server.waiters.size === 1, "the wait registered");
+    ac.abort();
+    expect(await left).toBeNull();
+    await until(() => lines.some((l) => l.request_id === "wait-left"), "the log line of the abandoned wait");
+    const statusOf = (id: string) => lines.find((l) => l.request_id === id)?.status;
+    expect([statusOf("wait-timeout"), statusOf("wait-left")]).toEqual([204, 499]);
   });
 
   test("downloads and errors carry the request id too", async () => {
@@ -79,7 +94,7 @@ describe("/metrics", () => {
       expect(text).toContain('fmsg_api_requests_total{method="GET",route="/healthz",status="200"} 1');
       expect(text).toContain('fmsg_api_requests_total{method="GET",route="/fmsg/:id/attach/:filename",status="404"} 1');
       expect(text).toMatch(/fmsg_api_request_duration_seconds_bucket\{method="GET",route="\/fmsg\/:id",le="\+Inf"\} 1/);
-      for (const name of ["fmsg_api_open_waits 0", "fmsg_api_listener_connected 1", "fmsg_api_rate_limited_total 0", "fmsg_api_identity_cache_hits", "fmsg_api_identity_cache_misses"]) {
+      for (const name of ["fmsg_api_open_waits 0", "fmsg_api_open_event_waits 0", "fmsg_api_requests_in_flight 1", "fmsg_api_listener_connected 1", "fmsg_api_rate_limited_total 0", "fmsg_api_identity_cache_hits", "fmsg_api_identity_cache_misses"]) {
         expect(text).toContain(name);
       }
     } finally {

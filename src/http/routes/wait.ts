@@ -30,9 +30,17 @@ const wait = createRoute({
   ),
 });
 
-/** The long poll's answer for the newest id found (null: nothing new in time, or shutting down). */
-const newsAnswer = (latest: number | null): LaterAnswer =>
-  latest === null ? { status: 204, json: null } : { status: 200, json: JSON.stringify({ has_new: true, latest_id: latest } satisfies WaitNewsBody) };
+/**
+ * Logged and counted for a wait whose client went away: nothing was sent, so not the 204 of a
+ * timeout (nginx's code for a client that closed its request).
+ */
+export const CLIENT_GONE = 499;
+
+/** The long poll's answer for the newest id found (null: nothing new in time, shutting down, or the client left). */
+const newsAnswer = (latest: number | null, signal: AbortSignal): LaterAnswer =>
+  latest !== null
+    ? { status: 200, json: JSON.stringify({ has_new: true, latest_id: latest } satisfies WaitNewsBody) }
+    : { status: signal.aborted ? CLIENT_GONE : 204, json: null };
 
 export function waitRoutes(waiters: InboxWaiters) {
   return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid }).openapi(wait, async (c) => {
@@ -47,6 +55,10 @@ export function waitRoutes(waiters: InboxWaiters) {
       return id === null ? c.body(null, 204) : c.json({ has_new: true as const, latest_id: id }, 200);
     }
     // Answered later, outside the middleware chain (parked.ts): the 200 and 204 declared above.
-    return answerLater(c, latest.then(newsAnswer));
+    const signal = c.req.raw.signal;
+    return answerLater(
+      c,
+      latest.then((id) => newsAnswer(id, signal)),
+    );
   });
 }
