@@ -56,9 +56,6 @@ export function waitRoutes(waiters: InboxWaiters) {
     }
     // Answered later, outside the middleware chain (parked.ts): the 200 and 204 declared above.
     const signal = c.req.raw.signal;
-    return answerLater(
-      c,
-      latest.then((id) => newsAnswer(id, signal)),
-    );
+    return answerLater(c, latest.then((id) => newsAnswer(id, signal)));
   });
 }
