@@ -63,11 +63,11 @@ export function inside(dataDir: string, path: string): string {
 const realRoots = new BoundedMap<string, string>(64);
 
 /**
- * The root is resolved once (it is a mount point or a folder the operator set up, not something
- * that moves under a running server); every read used to pay a realpath() for it.
+ * The root as resolved the last time (every read used to pay a realpath() for it); `fresh` resolves
+ * it again, for when the operator moved it under a running server (a symlink to a bigger disk).
  */
-async function realRoot(dataDir: string): Promise<string> {
-  const known = realRoots.get(dataDir);
+async function realRoot(dataDir: string, fresh = false): Promise<string> {
+  const known = fresh ? undefined : realRoots.get(dataDir);
   if (known !== undefined) return known;
   const root = await realpath(resolve(dataDir)).catch(() => null);
   if (root === null) return resolve(dataDir);
@@ -80,8 +80,17 @@ async function realRoot(dataDir: string): Promise<string> {
  * the tree cannot lead a read or write outside FMSG_DATA_DIR.
  */
 export async function insideReal(dataDir: string, path: string): Promise<string> {
+  try {
+    return await insideRoot(dataDir, path, await realRoot(dataDir));
+  } catch (err) {
+    // Outside the root as it was: unless the root itself moved since, it is outside.
+    if (!(err instanceof UnsafePathError)) throw err;
+    return insideRoot(dataDir, path, await realRoot(dataDir, true));
+  }
+}
+
+async function insideRoot(dataDir: string, path: string, root: string): Promise<string> {
   const full = inside(dataDir, path);
-  const root = await realRoot(dataDir);
   let probe = full;
   for (;;) {
     try {

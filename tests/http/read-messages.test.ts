@@ -1,6 +1,7 @@
 // GET /fmsg, GET /fmsg/:id, GET /fmsg/:id/data: shapes, paging, and who may see what (docs/API.md §3, §5, §6).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdir, unlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ALICE, BOB, CAROL, DAVE, EVE, READ_ACCESS, createDraft, errorOf, sendDraft, sentMessage } from "../helpers/messages.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
@@ -273,5 +274,27 @@ describe("messages fmsgd received compressed", () => {
     expect(body.attachments).toEqual([{ filename: "x.txt", size: 20 }]);
     const data = await s.request("GET", `/fmsg/${id}/data`, { as: BOB });
     expect(await data.text()).toBe("a decompressed body of 36 bytes ...");
+  });
+});
+
+describe("the data directory moved under a running server", () => {
+  test("a symlink to its new place: every file reads as before, and new ones too", async () => {
+    const base = await mkdtemp(join(tmpdir(), "fmsg-moved-"));
+    const dataDir = join(base, "data");
+    await mkdir(dataDir);
+    const t = await startTestServer({ env: { FMSG_DATA_DIR: dataDir } });
+    try {
+      const before = await createDraft(t, ALICE, [BOB], { data: "written before the move" });
+      expect(await (await t.request("GET", `/fmsg/${before}/data`)).text()).toBe("written before the move");
+      // What an operator does to give it a bigger disk: the folder moves, a link takes its name.
+      await rename(dataDir, join(base, "bigger-disk"));
+      await symlink(join(base, "bigger-disk"), dataDir);
+      expect(await (await t.request("GET", `/fmsg/${before}/data`)).text()).toBe("written before the move");
+      const after = await createDraft(t, ALICE, [BOB], { data: "written after the move" });
+      expect(await (await t.request("GET", `/fmsg/${after}/data`)).text()).toBe("written after the move");
+    } finally {
+      await t.stop();
+      await rm(base, { recursive: true, force: true });
+    }
   });
 });
