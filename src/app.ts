@@ -141,16 +141,18 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   const app = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid });
   app.use("*", requestLog(deps.log, deps.metrics));
+  // Every answer under /fmsg names its profile, preflights and 429s included (API §13).
+  app.use("/fmsg/*", announceProfile(config.profile));
   app.use("*", corsPolicy(config.corsOrigins)); // before the limiter and auth: preflights, and 429s carry CORS
   app.route("/", healthRoutes(deps.sql, deps.listener, deps.schemaWarnings));
+  // The limit applies to every route but the health checks (API §4): /metrics and /openapi.json too.
+  app.use("*", limited);
   if (deps.metrics) {
     const metrics = deps.metrics;
     app.openapi(metricsRoute, (c) => c.text(metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4" }));
   }
-  app.use("*", limited);
   // Built on first request, once every route below is registered; it never changes after.
   app.openapi(documentRoute, (c) => c.json(openApiDocument(app, c.req.valid("query").profile ?? config.profile), 200));
-  app.use("/fmsg/*", announceProfile(config.profile));
   // Before the token check: POST /fmsg/token takes an API key, not a token (no other method is served there).
   app.route("/fmsg", tokenRoutes({ ...deps, jwtKey: config.jwtKey, tokenTtl: config.apiTokenTtl, domain: config.domain, trustedProxies: config.trustedProxies }));
   app.use("/fmsg/*", inTurn(authenticated, chooseProfile, plainIdSegment)); // also matches "/fmsg" itself

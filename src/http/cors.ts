@@ -28,7 +28,8 @@ export function corsPolicy(origins: readonly string[]): MiddlewareHandler<AppEnv
   const allowCors = cors({
     origin: anyOrigin ? "*" : [...origins],
     allowMethods: ["GET", "POST", "PUT", "DELETE"],
-    allowHeaders: ["Authorization", "Content-Type", "If-None-Match", "Range", "X-Request-Id"],
+    // Every request header the API reads: a page can choose its profile, retry idempotently, resume.
+    allowHeaders: ["Authorization", "Content-Type", "Fmsg-Profile", "Idempotency-Key", "If-None-Match", "If-Range", "Last-Event-ID", "Range", "X-Request-Id"],
     exposeHeaders: EXPOSED_HEADERS,
     maxAge: 600,
   });

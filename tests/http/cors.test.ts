@@ -52,7 +52,19 @@ describe("preflight", () => {
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-origin")).toBe(origin);
     expect(listed(res, "access-control-allow-methods").sort()).toEqual(["delete", "get", "post", "put"]);
-    expect(listed(res, "access-control-allow-headers").sort()).toEqual(["authorization", "content-type", "if-none-match", "range", "x-request-id"]);
+    expect(listed(res, "access-control-allow-headers").sort()).toEqual([
+      "authorization",
+      "content-type",
+      "fmsg-profile",
+      "idempotency-key",
+      "if-none-match",
+      "if-range",
+      "last-event-id",
+      "range",
+      "x-request-id",
+    ]);
+    // Under /fmsg, a preflight names the host's profile like every other answer there.
+    expect(res.headers.get("fmsg-profile")).toBe("seed");
     expect(res.headers.get("vary")).toContain("Origin");
   });
 
@@ -97,6 +109,7 @@ describe("actual requests", () => {
     }
     expect(res.status).toBe(429);
     expect(res.headers.get("access-control-allow-origin")).toBe(APP);
+    expect(res.headers.get("fmsg-profile")).toBe("seed");
     expect(listed(res, "access-control-expose-headers")).toContain("retry-after");
   });
 

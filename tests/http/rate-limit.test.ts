@@ -20,6 +20,7 @@ let unknownRoutes: TestServer;
 let health: TestServer;
 let spoof: TestServer;
 let proxied: TestServer;
+let operational: TestServer;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -28,13 +29,14 @@ beforeAll(async () => {
     servers.push(s);
     return s;
   };
-  [plain, unauth, unknownRoutes, health, spoof, proxied] = await Promise.all([
+  [plain, unauth, unknownRoutes, health, spoof, proxied, operational] = await Promise.all([
     start(),
     start(),
     start(),
     start(),
     start(),
     start({ FMSG_TRUSTED_PROXIES: "127.0.0.1/32" }),
+    start({ FMSG_API_METRICS: "true" }),
   ]);
 });
 afterAll(async () => {
@@ -76,6 +78,21 @@ describe("the limit over HTTP (untrusted peer)", () => {
   test("it applies to unknown routes", async () => {
     const statuses = await sequence(4, (i) => unknownRoutes.request("GET", `/nope/${i}`, { as: null }));
     expect(statuses).toEqual([404, 404, 404, 429]);
+  });
+
+  test("/metrics and /openapi.json are limited like the API (only the health checks are not)", async () => {
+    const statuses = await sequence(4, (i) => operational.request("GET", i % 2 === 0 ? "/metrics" : "/openapi.json", { as: null }));
+    expect(statuses).toEqual([200, 200, 200, 429]);
+  });
+
+  test("a 429 under /fmsg names the profile like every answer there", async () => {
+    let res = await plain.request("GET", "/fmsg");
+    for (let i = 0; i < 5 && res.status !== 429; i++) {
+      await res.arrayBuffer();
+      res = await plain.request("GET", "/fmsg");
+    }
+    expect(res.status).toBe(429);
+    expect(res.headers.get("fmsg-profile")).toBe("seed");
   });
 
   test("health checks are never limited, and do not use up the bucket", async () => {
