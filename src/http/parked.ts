@@ -2,8 +2,8 @@
 import type { Context } from "hono";
 import type { AppEnv } from "./app-env.ts";
 
-/** What a parked request finally answers: a status, and a JSON body or none. */
-export type LaterAnswer = { status: number; json: string | null };
+/** What a parked request finally answers: a status, a JSON body or none, and headers of its own. */
+export type LaterAnswer = { status: number; json: string | null; headers?: Record<string, string> };
 
 /** Called once the answer is out (the request log: its status and duration are only known then). */
 export type OnAnswered = (status: number) => void;
@@ -42,8 +42,9 @@ export function holdParked(c: Context<AppEnv>, answered: OnAnswered): boolean {
   const headers = c.res.headers;
   parkedAnswers.set(
     c.res,
-    later.then(({ status, json }) => {
+    later.then(({ status, json, headers: own }) => {
       if (json !== null) headers.set("Content-Type", "application/json");
+      if (own) for (const [name, value] of Object.entries(own)) headers.set(name, value);
       answered(status);
       return new Response(json, { status, headers });
     }),

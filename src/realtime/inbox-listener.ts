@@ -18,7 +18,7 @@ export type ListenerStatus = { connected(): boolean };
 export type InboxListener = ListenerStatus & { stop(): Promise<void> };
 
 /** What the listener drives: the waiters' wake-ups, and the hook that tells it a re-check failed. */
-export type WakeTarget = Pick<InboxWaiters, "wake" | "wakeAll" | "onCheckFailed" | "anyone">;
+export type WakeTarget = Pick<InboxWaiters, "wake" | "wakeAll" | "doubtAll" | "onCheckFailed" | "anyone">;
 
 type Handle = { unlisten: () => Promise<void> };
 
@@ -98,6 +98,9 @@ export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: Li
   const becomeUnsure = (why: string) => {
     if (!ready || stopped || unsure) return;
     unsure = true;
+    // Until a re-check answers, a wait whose time runs out cannot say "nothing new" (it answers 503).
+    waiters.doubtAll();
+    opts.feed?.doubtAll();
     log({ level: "error", msg: "inbox notifications may be lost", reason: why });
   };
   const onHeartbeat = safely((_payload: string) => {

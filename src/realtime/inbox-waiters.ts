@@ -8,11 +8,23 @@ export type LatestIds = (pairs: { addr: string; sinceId: number }[]) => Promise<
 /** Of a batch of notified (message, address, waiting spelling) candidates, which are confirmed and which in doubt; SQL decides. */
 export type ConfirmNotified = (candidates: NotifiedCandidate[]) => Promise<NotifiedAnswer>;
 
+/**
+ * What a wait ends with: the newest id found; null for nothing new in time (or shutdown, or the
+ * client left); IN_DOUBT when its time ran out while the database could not say (API §1: 503).
+ */
+export const IN_DOUBT = "in doubt";
+export type WaitResult = number | null | typeof IN_DOUBT;
+
 type Waiter = {
   address: string;
   bucket: string;
   sinceId: number;
-  settle: (latestId: number | null) => void;
+  /**
+   * The last check that covered it succeeded and no notification may have been lost since: "nothing
+   * new" is known, not assumed. False until its catch-up check has answered.
+   */
+  known: boolean;
+  settle: (latestId: WaitResult) => void;
 };
 
 /** The waits one request signal ends when it aborts (GET /fmsg/events waits on its signal again and again). */
@@ -53,6 +65,8 @@ export class InboxWaiters {
   private readonly watched = new WeakMap<AbortSignal, Watched>();
   private readonly confirming = new Set<Promise<void>>();
   private confirmQueued = false;
+  /** Counts doubtAll() calls: a check that began before one cannot vouch for what was lost after it. */
+  private doubts = 0;
   private closed = false;
   private failureHook: () => void = () => {};
 
@@ -94,7 +108,7 @@ export class InboxWaiters {
    * shutdown. The waiter is registered before its first check, so mail committed at any moment
    * after the call is seen either by that check or by the wake-up it triggers.
    */
-  wait(address: string, sinceId: number, timeoutMs: number, signal?: AbortSignal): Promise<number | null> {
+  wait(address: string, sinceId: number, timeoutMs: number, signal?: AbortSignal): Promise<WaitResult> {
     if (this.closed || signal?.aborted) return Promise.resolve(null);
     const bucket = addressBucket(address);
     return new Promise((resolve) => {
@@ -104,6 +118,7 @@ export class InboxWaiters {
         address,
         bucket,
         sinceId,
+        known: false,
         settle: (latestId) => {
           const set = this.byBucket.get(bucket);
           if (!set?.delete(waiter)) return; // already settled
@@ -116,7 +131,7 @@ export class InboxWaiters {
       let set = this.byBucket.get(bucket);
       if (!set) this.byBucket.set(bucket, (set = new Set()));
       set.add(waiter);
-      timer = setTimeout(() => waiter.settle(null), timeoutMs);
+      timer = setTimeout(() => waiter.settle(waiter.known ? null : IN_DOUBT), timeoutMs);
       if (signal) watched = this.watch(signal, waiter);
       this.markDirty(bucket);
       this.schedule();
@@ -155,6 +170,15 @@ export class InboxWaiters {
     }
     watched.add(waiter);
     return watched;
+  }
+
+  /**
+   * Notifications may be getting lost (the listener is unsure): until a check of theirs answers
+   * again, no waiter knows it has nothing new.
+   */
+  doubtAll(): void {
+    this.doubts++;
+    for (const set of this.byBucket.values()) for (const w of set) w.known = false;
   }
 
   /** Notifications may have been lost (listener reconnect or outage): everyone re-checks. */
@@ -209,18 +233,24 @@ export class InboxWaiters {
   private async check(buckets: string[]): Promise<void> {
     // One row per distinct spelling: SQL decides which spellings are one identity, so JS never merges them.
     const since = new Map<string, number>();
+    const covered: Waiter[] = [];
     for (const bucket of buckets) {
-      for (const w of this.byBucket.get(bucket) ?? []) since.set(w.address, Math.min(since.get(w.address) ?? w.sinceId, w.sinceId));
+      for (const w of this.byBucket.get(bucket) ?? []) {
+        since.set(w.address, Math.min(since.get(w.address) ?? w.sinceId, w.sinceId));
+        covered.push(w);
+      }
     }
     if (since.size === 0) return;
+    const doubts = this.doubts;
     let latest: Map<string, number>;
     try {
       latest = await this.latestIds([...since].map(([addr, sinceId]) => ({ addr, sinceId })));
     } catch (err) {
-      // The waiters' timeouts still run meanwhile.
+      // The waiters' timeouts still run meanwhile; one that runs out before a check answers is in doubt.
       this.checkFailed(err, buckets);
       return;
     }
+    if (doubts === this.doubts) for (const w of covered) w.known = true;
     for (const bucket of buckets) {
       for (const w of [...(this.byBucket.get(bucket) ?? [])]) {
         const id = latest.get(w.address);
@@ -280,6 +310,7 @@ export class InboxWaiters {
    */
   private checkFailed(err: unknown, buckets: string[]): void {
     this.log({ level: "error", msg: "inbox check failed", error: String(err) });
+    for (const b of buckets) for (const w of this.byBucket.get(b) ?? []) w.known = false;
     this.retryLater(buckets);
     this.failureHook();
   }

@@ -1,6 +1,6 @@
 // InboxWaiters on its own: a plain latestIds function stands in for the catch-up query.
 import { describe, expect, test } from "bun:test";
-import { InboxWaiters, type LatestIds } from "../../src/realtime/inbox-waiters.ts";
+import { IN_DOUBT, InboxWaiters, type LatestIds } from "../../src/realtime/inbox-waiters.ts";
 import { until } from "../helpers/poll.ts";
 
 const BOB = "@bob@example.com";
@@ -145,6 +145,32 @@ describe("InboxWaiters", () => {
     await until(() => high.settled, "high answered");
     expect(high.value).toBe(12);
     expect(w.size).toBe(0);
+  });
+
+  test("a timeout says 'nothing new' only when a check answered and nothing was doubted since", async () => {
+    const f = fakeInbox();
+    let down = false;
+    const w = new InboxWaiters(async (pairs) => {
+      if (down) throw new Error("database unavailable");
+      return f.answer(pairs);
+    });
+    // Its catch-up check answered: a plain timeout.
+    expect(await w.wait(BOB, 0, 20)).toBeNull();
+    // Its catch-up check failed: the timeout cannot say.
+    down = true;
+    expect(await w.wait(CAROL, 0, 20)).toBe(IN_DOUBT);
+    // Checked while up, then the listener said notifications may be lost: in doubt until checked again.
+    down = false;
+    const dave = w.wait(DAVE, 0, 50);
+    await w.idle();
+    w.doubtAll();
+    expect(await dave).toBe(IN_DOUBT);
+    const again = w.wait(DAVE, 0, 50);
+    await w.idle();
+    w.doubtAll();
+    w.wakeAll(); // the re-check that follows a heard heartbeat
+    await w.idle();
+    expect(await again).toBeNull();
   });
 
   test("a wake for an address nobody waits for runs no query", async () => {

@@ -125,4 +125,26 @@ describe.skipIf(EMBEDDED)("GET /fmsg/wait across a database restart", () => {
     await until(() => s.server.waiters.size === 0, "every wait answered", (RESTART_WAIT_SECONDS + 10) * 1000);
     expectAllAnswered(await Promise.all(answers), ids);
   });
+
+  test("a wait whose time runs out while the database is down answers 503 database unavailable, never 204", async () => {
+    const checked = s.request("GET", "/fmsg/wait?since_id=999999&timeout=3", { as: addressOf(0) });
+    await until(() => s.server.waiters.size === 1, "the wait registered");
+    await s.server.waiters.idle(); // its catch-up check answered: so far it knows there is nothing new
+    await pg.stop("fast");
+    try {
+      // A wait opened during the outage never had its catch-up check answered at all.
+      const unchecked = s.request("GET", "/fmsg/wait?since_id=999999&timeout=2", { as: addressOf(1) });
+      for (const res of [await checked, await unchecked]) {
+        expect(res.status).toBe(503);
+        expect(res.headers.get("retry-after")).toBe("2");
+        expect(await res.json()).toEqual({ error: "database unavailable" });
+      }
+    } finally {
+      await pg.start();
+    }
+    // Back: a wait that runs out is the plain 204 again.
+    await until(() => s.server.listener?.connected() === true, "the listener back");
+    const quiet = await s.request("GET", "/fmsg/wait?since_id=999999&timeout=1", { as: addressOf(2) });
+    expect(quiet.status).toBe(204);
+  });
 });

@@ -430,6 +430,7 @@ describe.skipIf(EMBEDDED)("inbox listener", () => {
     const waiters = {
       wake: (addresses: Iterable<string>) => void woken.push(...addresses),
       wakeAll: () => {},
+      doubtAll: () => {},
       onCheckFailed: () => {},
       anyone: true,
     };

@@ -3,7 +3,8 @@ import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
 import { WaitQuery } from "../../contract/requests.ts";
 import { WaitNews } from "../../contract/responses.ts";
 import { extendRequestTimeout } from "../../lib/bun.ts";
-import type { InboxWaiters } from "../../realtime/inbox-waiters.ts";
+import { IN_DOUBT, type InboxWaiters, type WaitResult } from "../../realtime/inbox-waiters.ts";
+import { ApiError, RETRY_AFTER_SECONDS } from "../errors.ts";
 import type { AppEnv } from "../app-env.ts";
 import { answers, BEARER, json } from "../openapi.ts";
 import { answerLater, type LaterAnswer } from "../parked.ts";
@@ -26,7 +27,10 @@ const wait = createRoute({
   request: { query: WaitQuery },
   responses: answers(
     { 200: json(WaitNews, "There is news."), 204: { description: "Nothing new within the timeout (or the server is shutting down)." } },
-    { 400: "Invalid parameters (`invalid since_id`, `invalid timeout`)." },
+    {
+      400: "Invalid parameters (`invalid since_id`, `invalid timeout`).",
+      503: "The timeout passed while the database could not be asked (`database unavailable`): whether there is news is not known.",
+    },
   ),
 });
 
@@ -36,11 +40,18 @@ const wait = createRoute({
  */
 export const CLIENT_GONE = 499;
 
+/** Its time ran out while the database could not say whether there is news (API §1). */
+const unavailable = () => new ApiError(503, "database unavailable", { "Retry-After": RETRY_AFTER_SECONDS });
+
 /** The long poll's answer for the newest id found (null: nothing new in time, shutting down, or the client left). */
-const newsAnswer = (latest: number | null, signal: AbortSignal): LaterAnswer =>
-  latest !== null
-    ? { status: 200, json: JSON.stringify({ has_new: true, latest_id: latest } satisfies WaitNewsBody) }
-    : { status: signal.aborted ? CLIENT_GONE : 204, json: null };
+const newsAnswer = (latest: WaitResult, signal: AbortSignal): LaterAnswer => {
+  if (typeof latest === "number") return { status: 200, json: JSON.stringify({ has_new: true, latest_id: latest } satisfies WaitNewsBody) };
+  if (latest === IN_DOUBT) {
+    const err = unavailable();
+    return { status: err.status, json: JSON.stringify({ error: err.message }), headers: err.headers };
+  }
+  return { status: signal.aborted ? CLIENT_GONE : 204, json: null };
+};
 
 export function waitRoutes(waiters: InboxWaiters) {
   return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid }).openapi(wait, async (c) => {
@@ -52,6 +63,7 @@ export function waitRoutes(waiters: InboxWaiters) {
       // Hono answers HEAD with a copy of the GET route's response, which parked.ts could not swap
       // for the real answer: this one waits inside the chain.
       const id = await latest;
+      if (id === IN_DOUBT) throw unavailable();
       return id === null ? c.body(null, 204) : c.json({ has_new: true as const, latest_id: id }, 200);
     }
     // Answered later, outside the middleware chain (parked.ts): the 200 and 204 declared above.
