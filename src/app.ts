@@ -82,7 +82,7 @@ const metricsRoute = createRoute({
   method: "get",
   path: "/metrics",
   tags: ["operations"],
-  summary: "Prometheus metrics (only when FMSG_API_METRICS is on; never rate-limited)",
+  summary: "Prometheus metrics (only when FMSG_API_METRICS is on; rate-limited like every route but the health checks)",
   responses: {
     200: { description: "Text exposition format 0.0.4.", content: { "text/plain": { schema: z.string() } } },
   },

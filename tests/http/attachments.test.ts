@@ -161,6 +161,15 @@ describe("hostile names → 400 invalid filename", () => {
     }
   });
 
+  test("no name at all: /fmsg/:id/attach takes only POST, so GET and DELETE there are 404 not found", async () => {
+    const id = await createDraft(s, ALICE, [BOB]);
+    for (const method of ["GET", "DELETE"]) {
+      for (const path of [`/fmsg/${id}/attach`, `/fmsg/${id}/attach/`]) {
+        expect(await errorOf(await s.request(method, path))).toEqual({ status: 404, error: "not found" });
+      }
+    }
+  });
+
   test("255 bytes is still a valid name", async () => {
     const id = await createDraft(s, ALICE, [BOB]);
     expect((await upload(id, `${"n".repeat(251)}.txt`, "ok")).status).toBe(201);

@@ -146,8 +146,10 @@ export function attachmentRoutes(deps: MessageDeps) {
       return c.body(null, 204);
     });
   // More segments than one: the name held a "/" (perhaps sent as %2F, which the router decodes).
+  // None at all ("/fmsg/1/attach", "/fmsg/1/attach/"): that path takes only POST (API §1: 404).
   app.on(["GET", "DELETE"], "/:id/attach/*", (c) => {
     refuseInvalid(IdParams.safeParse(c.req.param()));
+    if (/\/attach\/?$/.test(c.req.path)) throw new ApiError(404, "not found");
     throw invalidFilename();
   });
   return app;
