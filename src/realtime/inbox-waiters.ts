@@ -9,11 +9,13 @@ export type LatestIds = (pairs: { addr: string; sinceId: number }[]) => Promise<
 export type ConfirmNotified = (candidates: NotifiedCandidate[]) => Promise<NotifiedAnswer>;
 
 /**
- * What a wait ends with: the newest id found; null for nothing new in time (or shutdown, or the
- * client left); IN_DOUBT when its time ran out while the database could not say (API §1: 503).
+ * What a wait ends with: the newest id found; null for nothing new in time (or shutdown); IN_DOUBT
+ * when its time ran out while the database could not say (API §1: 503); LEFT when its request's
+ * signal aborted (the client went away: nothing is sent).
  */
 export const IN_DOUBT = "in doubt";
-export type WaitResult = number | null | typeof IN_DOUBT;
+export const LEFT = "left";
+export type WaitResult = number | null | typeof IN_DOUBT | typeof LEFT;
 
 type Waiter = {
   address: string;
@@ -109,7 +111,8 @@ export class InboxWaiters {
    * after the call is seen either by that check or by the wake-up it triggers.
    */
   wait(address: string, sinceId: number, timeoutMs: number, signal?: AbortSignal): Promise<WaitResult> {
-    if (this.closed || signal?.aborted) return Promise.resolve(null);
+    if (this.closed) return Promise.resolve(null);
+    if (signal?.aborted) return Promise.resolve(LEFT);
     const bucket = addressBucket(address);
     return new Promise((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -164,7 +167,7 @@ export class InboxWaiters {
     if (!watched) {
       const waits: Watched = new Set();
       signal.addEventListener("abort", () => {
-        for (const w of [...waits]) w.settle(null);
+        for (const w of [...waits]) w.settle(LEFT);
       }, { once: true });
       this.watched.set(signal, (watched = waits));
     }

@@ -1,6 +1,6 @@
 // InboxWaiters on its own: a plain latestIds function stands in for the catch-up query.
 import { describe, expect, test } from "bun:test";
-import { IN_DOUBT, InboxWaiters, type LatestIds } from "../../src/realtime/inbox-waiters.ts";
+import { IN_DOUBT, InboxWaiters, LEFT, type LatestIds } from "../../src/realtime/inbox-waiters.ts";
 import { until } from "../helpers/poll.ts";
 
 const BOB = "@bob@example.com";
@@ -197,7 +197,7 @@ describe("InboxWaiters", () => {
     expect(f.calls.length).toBe(callsBefore);
   });
 
-  test("abort frees the waiter at once and answers null; an already aborted signal registers nothing", async () => {
+  test("abort frees the waiter at once and answers LEFT (the client went away); an already aborted signal registers nothing", async () => {
     const f = fakeInbox();
     const w = new InboxWaiters(async (pairs) => (f.calls.push(pairs), f.answer(pairs)));
     const ac = new AbortController();
@@ -206,14 +206,14 @@ describe("InboxWaiters", () => {
     expect(w.size).toBe(2);
     ac.abort();
     expect(w.size).toBe(1);
-    expect(await p).toBeNull();
+    expect(await p).toBe(LEFT);
     expect(other.settled).toBe(false);
 
     await w.idle();
     const gone = new AbortController();
     gone.abort();
     const callsBefore = f.calls.length;
-    expect(await w.wait(CAROL, 0, LONG, gone.signal)).toBeNull();
+    expect(await w.wait(CAROL, 0, LONG, gone.signal)).toBe(LEFT);
     expect(w.size).toBe(1);
     expect(f.calls.length).toBe(callsBefore);
     w.closeAll();
@@ -244,7 +244,7 @@ describe("InboxWaiters", () => {
     stream.abort();
     expect(w.size).toBe(2);
     await until(() => a.settled && b.settled, "both waits on the aborted signal answered");
-    expect([a.value, b.value]).toEqual([null, null]);
+    expect([a.value, b.value]).toEqual([LEFT, LEFT]);
     expect([c.settled, d.settled]).toEqual([false, false]);
     elsewhere.abort();
     expect(w.size).toBe(1);

@@ -5,7 +5,7 @@ import { EventPage, EventsHeaders, EventsQuery } from "../../contract/events.ts"
 import { feedPosition, readEvents, type FeedEvent } from "../../db/events.ts";
 import type { Sql } from "../../db/pool.ts";
 import { extendRequestTimeout } from "../../lib/bun.ts";
-import type { InboxWaiters } from "../../realtime/inbox-waiters.ts";
+import { type InboxWaiters, LEFT } from "../../realtime/inbox-waiters.ts";
 import type { AppEnv } from "../app-env.ts";
 import { ApiError } from "../errors.ts";
 import { answers, BEARER } from "../openapi.ts";
@@ -99,7 +99,8 @@ export function eventRoutes(deps: EventRouteDeps) {
     extendRequestTimeout(c, query.timeout + IDLE_MARGIN_SECONDS);
     // Registered before its first check, so an event committed at any moment from here on is seen.
     const news = await feed.wait(identity, since, query.timeout * 1000, c.req.raw.signal);
-    return c.json(page(news === null ? [] : await readEvents(sql, identity, since, PAGE), since), 200);
+    // Read again unless nothing can be new (a timeout that knows, or a client gone): also when in doubt.
+    return c.json(page(news === null || news === LEFT ? [] : await readEvents(sql, identity, since, PAGE), since), 200);
   });
 }
 

@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
 import { WaitQuery } from "../../contract/requests.ts";
 import { WaitNews } from "../../contract/responses.ts";
 import { extendRequestTimeout } from "../../lib/bun.ts";
-import { IN_DOUBT, type InboxWaiters, type WaitResult } from "../../realtime/inbox-waiters.ts";
+import { IN_DOUBT, type InboxWaiters, LEFT, type WaitResult } from "../../realtime/inbox-waiters.ts";
 import { ApiError, RETRY_AFTER_SECONDS } from "../errors.ts";
 import type { AppEnv } from "../app-env.ts";
 import { answers, BEARER, json } from "../openapi.ts";
@@ -43,14 +43,14 @@ export const CLIENT_GONE = 499;
 /** Its time ran out while the database could not say whether there is news (API §1). */
 const unavailable = () => new ApiError(503, "database unavailable", { "Retry-After": RETRY_AFTER_SECONDS });
 
-/** The long poll's answer for the newest id found (null: nothing new in time, shutting down, or the client left). */
-const newsAnswer = (latest: WaitResult, signal: AbortSignal): LaterAnswer => {
+/** The long poll's answer for the newest id found (null: nothing new in time, or shutting down). */
+const newsAnswer = (latest: WaitResult): LaterAnswer => {
   if (typeof latest === "number") return { status: 200, json: JSON.stringify({ has_new: true, latest_id: latest } satisfies WaitNewsBody) };
   if (latest === IN_DOUBT) {
     const err = unavailable();
     return { status: err.status, json: JSON.stringify({ error: err.message }), headers: err.headers };
   }
-  return { status: signal.aborted ? CLIENT_GONE : 204, json: null };
+  return { status: latest === LEFT ? CLIENT_GONE : 204, json: null };
 };
 
 export function waitRoutes(waiters: InboxWaiters) {
@@ -64,10 +64,9 @@ export function waitRoutes(waiters: InboxWaiters) {
       // for the real answer: this one waits inside the chain.
       const id = await latest;
       if (id === IN_DOUBT) throw unavailable();
-      return id === null ? c.body(null, 204) : c.json({ has_new: true as const, latest_id: id }, 200);
+      return typeof id === "number" ? c.json({ has_new: true as const, latest_id: id }, 200) : c.body(null, 204);
     }
     // Answered later, outside the middleware chain (parked.ts): the 200 and 204 declared above.
-    const signal = c.req.raw.signal;
-    return answerLater(c, latest.then((id) => newsAnswer(id, signal)));
+    return answerLater(c, latest.then(newsAnswer));
   });
 }
