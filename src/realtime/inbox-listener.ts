@@ -96,11 +96,13 @@ export async function startInboxListener(sql: Sql, waiters: WakeTarget, opts: Li
       if (opts.sockets?.anyone) opts.sockets.notify({ kind, msgId: parsed.msgId, addresses: [parsed.addr] });
     });
   const becomeUnsure = (why: string) => {
-    if (!ready || stopped || unsure) return;
-    unsure = true;
+    if (!ready || stopped) return;
     // Until a re-check answers, a wait whose time runs out cannot say "nothing new" (it answers 503).
+    // Also when already unsure: a re-check may have answered in between, before this new failure.
     waiters.doubtAll();
     opts.feed?.doubtAll();
+    if (unsure) return;
+    unsure = true;
     log({ level: "error", msg: "inbox notifications may be lost", reason: why });
   };
   const onHeartbeat = safely((_payload: string) => {

@@ -127,11 +127,16 @@ describe.skipIf(EMBEDDED)("GET /fmsg/wait across a database restart", () => {
   });
 
   test("a wait whose time runs out while the database is down answers 503 database unavailable, never 204", async () => {
-    const checked = s.request("GET", "/fmsg/wait?since_id=999999&timeout=3", { as: addressOf(0) });
+    // The restart of the test before is over for the listener too.
+    await until(() => s.server.listener?.connected() === true, "the listener back from the restart before");
+    // Its timeout only has to outlast the server noticing the outage (about a second), awaited below.
+    const checked = s.request("GET", "/fmsg/wait?since_id=999999&timeout=10", { as: addressOf(0) });
     await until(() => s.server.waiters.size === 1, "the wait registered");
     await s.server.waiters.idle(); // its catch-up check answered: so far it knows there is nothing new
     await pg.stop("fast");
     try {
+      // Noticed: from here notifications may be lost, so a timeout cannot claim "nothing new".
+      await until(() => s.server.listener?.connected() === false, "the outage noticed");
       // A wait opened during the outage never had its catch-up check answered at all.
       const unchecked = s.request("GET", "/fmsg/wait?since_id=999999&timeout=2", { as: addressOf(1) });
       for (const res of [await checked, await unchecked]) {
