@@ -1,9 +1,9 @@
 // Crash-safe file writes: a fully written temp file, renamed under a name no committed row uses.
 import { mkdir, open, rename, rm, rmdir, unlink, type FileHandle } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { crashPoint } from "../lib/crash-point.ts";
 import { inside } from "./data-dir.ts";
-import { onDisk, StorageFailedError, StorageFullError } from "./errors.ts";
+import { onDisk, StorageFailedError, StorageFullError, storageError } from "./errors.ts";
 
 export const DIR_MODE = 0o750;
 export const FILE_MODE = 0o640;
@@ -63,15 +63,16 @@ async function createTemp(dir: string, tempPath: string): Promise<FileHandle> {
     try {
       return await open(tempPath, "wx", FILE_MODE);
     } catch (err) {
-      if ((err as { code?: unknown }).code !== "ENOENT" || attempt === 3) return onDisk(() => Promise.reject(err));
+      if ((err as { code?: unknown }).code !== "ENOENT" || attempt === 3) throw storageError(err);
       await ensureDir(dir);
     }
   }
 }
 
 /**
- * Removes a temp or placed file that no row points to, then its folder if that is left empty: a
- * refused first upload leaves no attach/ folder behind, a refused new draft no message folder.
+ * Removes a file that no row points to, then its folder if that is left empty: a refused first
+ * upload leaves no attach/ folder behind, a refused new draft no message folder, a deleted last
+ * attachment no attach/ folder, a replaced file in the other slot no .alt/ folder.
  */
 async function discard(path: string): Promise<void> {
   await unlink(path).catch(() => {});
@@ -189,8 +190,7 @@ export async function removeOwnFile(dataDir: string, path: string): Promise<void
   } catch {
     return; // never delete outside FMSG_DATA_DIR, whatever a row says
   }
-  await unlink(full).catch(() => {});
-  if (basename(dirname(full)) === ALT_SLOT) await rmdir(dirname(full)).catch(() => {}); // only when empty
+  await discard(full);
 }
 
 export async function removeTree(path: string): Promise<void> {

@@ -9,7 +9,7 @@ export class StorageFailedError extends Error {}
 const FULL_CODES = new Set(["ENOSPC", "EDQUOT"]);
 
 /** The storage error for a file-system failure; errors that are already ours pass through. */
-function storageError(err: unknown): Error {
+export function storageError(err: unknown): Error {
   if (err instanceof StorageFullError || err instanceof StorageFailedError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const detail = err instanceof Error ? err.message : String(err);

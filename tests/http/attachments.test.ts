@@ -250,6 +250,20 @@ describe("rules", () => {
     expect((await readdir(`${dirname(m!.filepath)}/attach`)).sort()).toEqual(["b.txt", "c.txt"]);
     expect(await errorOf(await s.request("DELETE", `/fmsg/${id}/attach/a.txt`))).toEqual({ status: 404, error: "attachment not found" });
   });
+
+  test("deleting the last attachment removes the attach/ folder; the next upload makes it again", async () => {
+    const id = await createDraft(s, ALICE, [BOB]);
+    await upload(id, "a.txt", "a");
+    await upload(id, "b.txt", "b");
+    const [m] = await s.db.sql`select filepath from msg where id = ${id}`;
+    const folder = dirname(m!.filepath);
+    for (const n of ["a.txt", "b.txt"]) expect((await s.request("DELETE", `/fmsg/${id}/attach/${n}`)).status).toBe(204);
+    expect((await readdir(folder)).includes("attach")).toBe(false);
+    expect((await readdir(folder)).length).toBeGreaterThan(0); // the message's own data stays
+    expect(await (await upload(id, "c.txt", "c")).json()).toEqual({ filename: "c.txt", size: 1 });
+    expect(await readdir(`${folder}/attach`)).toEqual(["c.txt"]);
+    expect(await (await download(id, "c.txt")).text()).toBe("c");
+  });
 });
 
 describe("downloads", () => {
