@@ -54,10 +54,15 @@ export async function deleteRecipients(tx: Tx, id: number): Promise<void> {
   await tx`delete from msg_to where msg_id = ${id}`;
 }
 
+/**
+ * The batch's time is read when the row is written (clock_timestamp, not the transaction's start):
+ * callers hold the message's row lock by then, so a batch added after a send that held the lock
+ * first is never dated before it, and batches of one message are dated in the order they were added.
+ */
 export async function insertBatch(tx: Tx, id: number, addedBy: string, time: number | null): Promise<number> {
   const [row] = await tx<{ id: number }[]>`
     insert into msg_add_to_batch (msg_id, add_to_from, time_added)
-    values (${id}, ${addedBy}, coalesce(${time}::float8, extract(epoch from now())))
+    values (${id}, ${addedBy}, coalesce(${time}::float8, extract(epoch from clock_timestamp())))
     returning id`;
   return row!.id;
 }
