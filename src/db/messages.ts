@@ -79,6 +79,22 @@ export async function lockMessage(tx: Tx, id: number, identity: string): Promise
   return rows[0] ?? null;
 }
 
+/**
+ * Locks message `id` (when it still exists) for the rest of the transaction and says whether its row
+ * or one of its attachment rows points at `filepath`. Every write that places a file into a message
+ * holds the same lock, so the answer stays true until COMMIT. Two statements: a lock wait ends with
+ * the locked row re-read, but not the rest of the statement, whose snapshot was taken before the
+ * wait and would miss the attachment row the lock holder just committed.
+ */
+export async function lockFileUse(tx: Tx, id: number, filepath: string): Promise<boolean> {
+  const [locked] = await tx<{ filepath: string }[]>`select filepath from msg where id = ${id} for update`;
+  if (!locked) return false;
+  if (locked.filepath === filepath) return true;
+  const [row] = await tx<{ used: boolean }[]>`
+    select exists (select 1 from msg_attachment where msg_id = ${id} and filepath = ${filepath}) as used`;
+  return row!.used;
+}
+
 export async function findMessageHead(sql: Db, id: number, identity: string): Promise<MessageHead | null> {
   const rows = await sql<MessageHead[]>`
     select id, from_addr, time_sent, filepath, lower(from_addr) = lower(${identity}::text) as is_owner

@@ -1,8 +1,9 @@
 // Serving stored files: safe headers, strong ETag / 304, single byte ranges / 206 / 416, JSON 404s.
+import { open, type FileHandle } from "node:fs/promises";
 import { contentDisposition } from "../domain/filename.ts";
 import { downloadContentType } from "../domain/media-type.ts";
 import { insideReal } from "../storage/data-dir.ts";
-import { fileInfo } from "../storage/file-info.ts";
+import { fileInfo, infoOf, type FileInfo } from "../storage/file-info.ts";
 import { ApiError } from "./errors.ts";
 
 const bytes = { "*/*": { schema: { type: "string" as const, contentMediaType: "application/octet-stream" } } };
@@ -26,7 +27,84 @@ export type Download = {
   filename: string;
   /** Error text when the file is missing on disk. */
   missing: string;
+  /**
+   * The file belongs to a draft: a concurrent edit may replace it, and remove it, at any moment
+   * (a sent message's files never change). It is opened before anything is answered and served
+   * from that open handle, so the headers and the bytes are one version, and a removal that comes
+   * after the opening changes nothing.
+   */
+  draft: boolean;
 };
+
+/** Where a download's size, validator and bytes come from. */
+type Source = {
+  info: FileInfo;
+  /** The bytes from `start` to `end` (inclusive); `whole` when no Range was asked for at all. */
+  body(start: number, end: number, whole: boolean): Blob | ReadableStream<Uint8Array>;
+  /** Gives up the source when no body is sent (a 304, a 416, a HEAD). */
+  close(): void;
+};
+
+/** A sent message's file: never replaced, served by Bun from its path. */
+async function pathSource(path: string): Promise<Source | null> {
+  const info = await fileInfo(path);
+  if (!info) return null;
+  const file = Bun.file(path);
+  return {
+    info,
+    // Bun applies a request's Range to a file body on its own reading of the header: a reversed
+    // range starting past the end became its own 416, empty, while this answer (and its log line)
+    // said 200. A Range ignored here gets the whole file through a plain stream: Bun knows
+    // file.stream() as the file and would cut that too.
+    body: (start, end, whole) =>
+      start === 0 && end === info.size - 1 ? (whole ? file : file.stream().pipeThrough(new TransformStream())) : file.slice(start, end + 1),
+    close: () => {},
+  };
+}
+
+const CHUNK = 256 * 1024;
+
+/** A draft's file, opened now: later replacements and removals do not reach the bytes served. */
+async function handleSource(path: string): Promise<Source | null> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, "r");
+  } catch {
+    return null;
+  }
+  const close = () => void fh.close().catch(() => {});
+  const info = await fh.stat({ bigint: true }).then(infoOf, () => null);
+  if (!info) {
+    close();
+    return null;
+  }
+  return {
+    info,
+    body(start, end) {
+      let at = start;
+      return new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          try {
+            const want = Math.min(CHUNK, end + 1 - at);
+            const { bytesRead, buffer } = want > 0 ? await fh.read(new Uint8Array(want), 0, want, at) : { bytesRead: 0, buffer: null };
+            if (bytesRead === 0 || buffer === null) {
+              close();
+              controller.close();
+              return;
+            }
+            at += bytesRead;
+            controller.enqueue(buffer.subarray(0, bytesRead));
+          } catch (err) {
+            close();
+            controller.error(err);
+          }
+        },
+        cancel: close,
+      });
+    },
+    close,
+  };
+}
 
 const etagMatches = (header: string, etag: string) =>
   header.trim() === "*" || header.split(",").some((t) => t.trim() === etag);
@@ -50,16 +128,29 @@ export function parseRange(header: string | undefined, size: number): Range {
   return { start, end };
 }
 
-export async function serveDownload(req: Request, d: Download): Promise<Response> {
+/**
+ * Serves the file `find` names. A draft's file that is gone when opened was most likely replaced
+ * since its row was read: the row is read once more before the answer is 404.
+ */
+export async function serveDownload(req: Request, find: () => Promise<Download>): Promise<Response> {
+  const first = await find();
+  const source = (await sourceOf(first)) ?? (first.draft ? await sourceOf(await find()) : null);
+  if (!source) throw new ApiError(404, first.missing);
+  return answer(req, first, source);
+}
+
+async function sourceOf(d: Download): Promise<Source | null> {
   let path: string;
   try {
     path = await insideReal(d.dataDir, d.filepath);
   } catch {
-    throw new ApiError(404, d.missing); // a row pointing outside FMSG_DATA_DIR is never followed
+    return null; // a row pointing outside FMSG_DATA_DIR is never followed
   }
-  const info = await fileInfo(path);
-  if (!info) throw new ApiError(404, d.missing);
+  return d.draft ? handleSource(path) : pathSource(path);
+}
 
+function answer(req: Request, d: Download, source: Source): Response {
+  const { info } = source;
   const headers = new Headers({
     "Content-Type": downloadContentType(d.type),
     "Content-Disposition": contentDisposition(d.filename),
@@ -70,27 +161,27 @@ export async function serveDownload(req: Request, d: Download): Promise<Response
     ETag: info.etag,
   });
   const inm = req.headers.get("if-none-match");
-  if (inm !== null && etagMatches(inm, info.etag)) return new Response(null, { status: 304, headers });
+  if (inm !== null && etagMatches(inm, info.etag)) {
+    source.close();
+    return new Response(null, { status: 304, headers });
+  }
 
   const ifRange = req.headers.get("if-range");
   const range = ifRange !== null && ifRange.trim() !== info.etag ? null : parseRange(req.headers.get("range") ?? undefined, info.size);
-  const file = Bun.file(path);
   if (range === "unsatisfiable") {
+    source.close();
     headers.set("Content-Range", `bytes */${info.size}`);
     headers.set("Content-Type", "application/json");
     headers.delete("Content-Disposition");
     return new Response(JSON.stringify({ error: "range not satisfiable" }), { status: 416, headers });
   }
-  if (range) {
-    headers.set("Content-Range", `bytes ${range.start}-${range.end}/${info.size}`);
-    headers.set("Content-Length", String(range.end - range.start + 1));
-    return new Response(file.slice(range.start, range.end + 1), { status: 206, headers });
+  const { start, end } = range ?? { start: 0, end: info.size - 1 };
+  const status = range ? 206 : 200;
+  if (range) headers.set("Content-Range", `bytes ${start}-${end}/${info.size}`);
+  headers.set("Content-Length", String(end - start + 1));
+  if (info.size === 0 || req.method === "HEAD") {
+    source.close();
+    return new Response(info.size === 0 ? "" : null, { status, headers });
   }
-  headers.set("Content-Length", String(info.size));
-  if (info.size === 0) return new Response("", { status: 200, headers });
-  // Bun applies a request's Range to a file body on its own reading of the header: a reversed range
-  // starting past the end became its own 416, empty, while this answer (and its log line) said 200.
-  // A Range ignored here gets the whole file through a plain stream: Bun knows file.stream() as the
-  // file and would cut that too.
-  return new Response(req.headers.has("range") ? file.stream().pipeThrough(new TransformStream()) : file, { status: 200, headers });
+  return new Response(source.body(start, end, !req.headers.has("range")), { status, headers });
 }

@@ -15,7 +15,8 @@ import { mayHaveCommitted } from "../db/errors.ts";
 import { findMessageHead, lockMessage } from "../db/messages.ts";
 import { invalid, notFound, tooLarge } from "../domain/errors.ts";
 import { MAX_ATTACHMENTS } from "../domain/limits.ts";
-import { removeOwnFile, SizeLimitError, stageFile, writeWithRow } from "../storage/atomic-file.ts";
+import { SizeLimitError, stageFile, writeWithRow } from "../storage/atomic-file.ts";
+import { releaseFile, stageForDraft } from "./files.ts";
 import { attachmentDir, folderOfDraft } from "../storage/data-dir.ts";
 import { requireOwnedDraft } from "./access.ts";
 import type { Once } from "./idempotency.ts";
@@ -72,14 +73,14 @@ export async function uploadAttachment(
   const limit = Math.max(0, Math.min(deps.maxAttachBytes, room));
   let staged;
   try {
-    staged = await stageFile(dir, filename, part.stream, limit);
+    staged = await stageForDraft(deps, identity, id, UPLOAD_TEXTS, () => stageFile(dir, filename, part.stream, limit));
   } catch (err) {
     if (err instanceof SizeLimitError) throw tooLarge(limit === deps.maxAttachBytes ? ATTACH_TOO_LARGE : TOTAL_TOO_LARGE);
     throw err;
   }
 
   const size = staged.size;
-  await writeWithRow("attach", staged, deps.dataDir, (place) =>
+  await writeWithRow("attach", staged, (path) => releaseFile(deps, id, path), (place) =>
     deps.sql.begin(async (tx) => {
       // After the whole part is staged (its hash is part of the key's fingerprint), before place().
       await once?.claim(tx);
@@ -111,7 +112,8 @@ export async function removeAttachment(deps: MessageDeps, identity: string, id: 
     if (!found) throw notFound("attachment not found");
     return deleteAttachment(tx, id, found.filename);
   });
-  // The row is gone and committed: nothing points to the file any more.
+  // The row is gone and committed: nothing points to the file any more, until an upload of the same
+  // name places its file at the same path (releaseFile checks under the lock).
   crashPoint("detach", "committed");
-  if (gone) await removeOwnFile(deps.dataDir, gone.filepath);
+  if (gone) await releaseFile(deps, id, gone.filepath);
 }

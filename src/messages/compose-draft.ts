@@ -21,6 +21,7 @@ import type { Tx } from "../db/pool.ts";
 import { forbidden, invalid, tooLarge } from "../domain/errors.ts";
 import type { MessageInput } from "../contract/requests.ts";
 import { removeTree, stageFile, writeWithRow } from "../storage/atomic-file.ts";
+import { releaseFile, stageForDraft } from "./files.ts";
 import { bodyName, folderOfDraft, messageDir } from "../storage/data-dir.ts";
 import { requireOwnedDraft } from "./access.ts";
 import type { Once } from "./idempotency.ts";
@@ -104,7 +105,7 @@ export async function createDraft(deps: MessageDeps, identity: string, input: Me
     await writeWithRow(
       "create",
       body,
-      deps.dataDir,
+      (path) => releaseFile(deps, id, path),
       once === undefined && !input.add_to?.length
         ? // The row and its `to` rows are one statement, atomic by itself: no transaction around it.
           async (place) => insertDraft(deps.sql, id, fields(await place(null)), input.to)
@@ -133,8 +134,10 @@ export async function replaceDraft(deps: MessageDeps, identity: string, id: numb
   const before = requireOwnedDraft(await findMessageHead(deps.sql, id, identity), UPDATE_TEXTS);
   const bytes = await checkInput(deps, identity, input, await compareAddresses(deps.sql, input.from, identity, listsOf(input)));
   // The new body goes into the draft's existing folder, whatever spelling of `from` this PUT uses.
-  const body = await stageFile(folderOfDraft(deps.dataDir, id, before)!, bodyName(bodyExtension(input.type)), bytes);
-  await writeWithRow("update", body, deps.dataDir, (place) =>
+  const body = await stageForDraft(deps, identity, id, UPDATE_TEXTS, () =>
+    stageFile(folderOfDraft(deps.dataDir, id, before)!, bodyName(bodyExtension(input.type)), bytes),
+  );
+  await writeWithRow("update", body, (path) => releaseFile(deps, id, path), (place) =>
     deps.sql.begin(async (tx) => {
       // Decided again under the row lock: a concurrent send or delete wins cleanly.
       const head = requireOwnedDraft(await lockMessage(tx, id, identity), UPDATE_TEXTS);

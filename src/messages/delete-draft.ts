@@ -18,5 +18,11 @@ export async function deleteDraft(deps: MessageDeps, identity: string, id: numbe
   // Committed: no row points into the folder any more (a crash here leaves it to the start-up sweep).
   crashPoint("delete", "committed");
   const dir = folderOfDraft(deps.dataDir, id, gone);
-  if (dir) await removeTree(dir).catch(() => {});
+  if (!dir) return;
+  // An upload or edit that started before the delete may still create a temp file in the folder
+  // while it is being removed (it finds no row afterwards and removes its own file and folders):
+  // removing a folder that gained an entry fails, and is tried again.
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    if (await removeTree(dir).then(() => true, () => false)) return;
+  }
 }

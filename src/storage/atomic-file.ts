@@ -1,6 +1,6 @@
 // Crash-safe file writes: a fully written temp file, renamed under a name no committed row uses.
 import { mkdir, open, rename, rm, rmdir, unlink, type FileHandle } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { crashPoint } from "../lib/crash-point.ts";
 import { inside } from "./data-dir.ts";
 import { onDisk, StorageFailedError, StorageFullError, storageError } from "./errors.ts";
@@ -39,13 +39,26 @@ async function fsyncDir(dir: string): Promise<void> {
  */
 export async function ensureDir(dir: string): Promise<void> {
   await onDisk(async () => {
-    const first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
-    if (first === undefined) return;
-    for (let d = dir; ; d = dirname(d)) {
-      await fsyncDir(dirname(d));
-      if (d === first || dirname(d) === d) break;
+    // A folder that another request creates, or removes (as empty, see discard; or a deleted
+    // draft's), at the same moment fails this with EEXIST or ENOENT: then it is tried again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await makeDir(dir);
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if ((code !== "EEXIST" && code !== "ENOENT") || attempt === 3) throw err;
+      }
     }
   });
+}
+
+async function makeDir(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
+  if (first === undefined) return;
+  for (let d = dir; ; d = dirname(d)) {
+    await fsyncDir(dirname(d));
+    if (d === first || dirname(d) === d) break;
+  }
 }
 
 function tempName(dir: string, name: string): string {
@@ -69,14 +82,36 @@ async function createTemp(dir: string, tempPath: string): Promise<FileHandle> {
   }
 }
 
+/** Folders inside a message's folder; a file's emptied folders are removed up to the message's own. */
+const INNER_FOLDERS = new Set([ALT_SLOT, "attach"]);
+
 /**
- * Removes a file that no row points to, then its folder if that is left empty: a refused first
- * upload leaves no attach/ folder behind, a refused new draft no message folder, a deleted last
- * attachment no attach/ folder, a replaced file in the other slot no .alt/ folder.
+ * Removes a file that no row points to, then every folder it leaves empty up to and including the
+ * message's own: a refused first upload leaves no attach/ folder behind, a refused new draft no
+ * message folder, a deleted last attachment no attach/ folder, a replaced file in the other slot no
+ * .alt/ folder, and an upload that lost the race with its draft's deletion nothing at all.
  */
 async function discard(path: string): Promise<void> {
   await unlink(path).catch(() => {});
-  await rmdir(dirname(path)).catch(() => {}); // only when empty
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const removed = await rmdir(dir).then(() => true, () => false); // only when empty
+    if (!removed || !INNER_FOLDERS.has(basename(dir))) return;
+  }
+}
+
+/**
+ * Renames the staged file into place. Its target folder exists (ensureDir), unless a failed write
+ * next door removed it as empty in between (discard): then it is made again.
+ */
+async function placeFile(tempPath: string, target: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await rename(tempPath, target);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== "ENOENT" || attempt === 3) throw storageError(err);
+      await ensureDir(dirname(target));
+    }
+  }
 }
 
 /** write(2) may write less than asked (a filling disk, a signal): keep going until all is written. */
@@ -144,13 +179,14 @@ export function finalPathFor(file: Pick<StagedFile, "dir" | "name">, current: st
  * committed row points at a complete file: the old one until COMMIT, the new one after. On failure
  * the placed file (referenced by nothing) or the temp file is removed — unless the COMMIT may have
  * happened (`mayHaveCommitted`, a connection lost with it in flight); after success the file the
- * row used before is removed. A crash leaves at worst an unreferenced file, which the start-up
+ * row used before goes to `release`, which removes it unless a later write has placed its own file
+ * there by then (see releaseFile in src/messages/files.ts). A crash leaves at worst an unreferenced file, which the start-up
  * sweep removes.
  */
 export async function writeWithRow<T>(
   operation: string,
   staged: StagedFile,
-  dataDir: string,
+  release: (path: string) => Promise<void>,
   dbWork: (place: (current: string | null) => Promise<string>) => Promise<T>,
   mayHaveCommitted: (err: unknown) => boolean,
 ): Promise<T> {
@@ -163,7 +199,7 @@ export async function writeWithRow<T>(
       // The staged file's own folder exists (and ensureDir synced its entry when it made it): only
       // the other slot may still be missing.
       if (dirname(target) !== staged.dir) await ensureDir(dirname(target));
-      await onDisk(() => rename(staged.tempPath, target));
+      await placeFile(staged.tempPath, target);
       placed = target;
       await onDisk(() => fsyncDir(dirname(target)));
       previous = current;
@@ -171,8 +207,9 @@ export async function writeWithRow<T>(
       return target;
     });
     crashPoint(operation, "committed");
-    // finalPathFor never picks the path the row used before, so that file is nobody's now.
-    if (previous !== null) await removeOwnFile(dataDir, previous);
+    // finalPathFor never picks the path the row used before, so that file is nobody's now — until
+    // the next write of this row, which may pick that path again: `release` decides under its lock.
+    if (previous !== null) await release(previous);
     return result;
   } catch (err) {
     // A COMMIT lost with its connection may have happened: then the row points at the placed file,

@@ -1,4 +1,5 @@
 // Size and a strong validator of a stored file, read through the data-directory safety check.
+import type { BigIntStats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { insideReal, resolvedInside } from "./data-dir.ts";
 
@@ -7,12 +8,16 @@ export type FileInfo = { size: number; etag: string };
 /** Size and a strong validator. A replaced draft body is a new inode (rename), so the tag changes. */
 export async function fileInfo(path: string): Promise<FileInfo | null> {
   try {
-    const s = await stat(path, { bigint: true });
-    if (!s.isFile()) return null;
-    return { size: Number(s.size), etag: `"${s.ino.toString(36)}-${s.size.toString(36)}-${s.mtimeNs.toString(36)}"` };
+    return infoOf(await stat(path, { bigint: true }));
   } catch {
     return null;
   }
+}
+
+/** fileInfo from a stat result (of a path, or of an open handle): null for anything but a file. */
+export function infoOf(s: BigIntStats): FileInfo | null {
+  if (!s.isFile()) return null;
+  return { size: Number(s.size), etag: `"${s.ino.toString(36)}-${s.size.toString(36)}-${s.mtimeNs.toString(36)}"` };
 }
 
 /** Real length of a stored file (for parts fmsgd stored decompressed), or null when missing. */

@@ -129,15 +129,11 @@ export function attachmentRoutes(deps: MessageDeps) {
     })
     .openapi(download, async (c) => {
       const { id, filename } = c.req.valid("param");
-      await visibleMessage(deps, c.get("identity"), id);
-      const a = await findAttachment(deps.sql, id, filename);
-      if (!a) throw new ApiError(404, "attachment not found");
-      return serveDownload(c.req.raw, {
-        dataDir: deps.dataDir,
-        filepath: a.filepath,
-        type: a.type,
-        filename: a.filename,
-        missing: "attachment not found",
+      return serveDownload(c.req.raw, async () => {
+        const m = await visibleMessage(deps, c.get("identity"), id);
+        const a = await findAttachment(deps.sql, id, filename);
+        if (!a) throw new ApiError(404, "attachment not found");
+        return { dataDir: deps.dataDir, filepath: a.filepath, type: a.type, filename: a.filename, missing: "attachment not found", draft: m.time_sent === null };
       });
     })
     .openapi(remove, async (c) => {

@@ -245,13 +245,16 @@ export function messageRoutes(deps: MessageDeps) {
       return answerOnce(c, deps.sql, keyed, (added: number) => ({ status: 200, body: { id, added } }), write);
     })
     .openapi(downloadBody, async (c) => {
-      const m = await visibleMessage(deps, c.get("identity"), c.req.valid("param").id);
-      return serveDownload(c.req.raw, {
-        dataDir: deps.dataDir,
-        filepath: m.filepath,
-        type: m.type,
-        filename: `message-${m.id}${bodyExtension(m.type)}`,
-        missing: "message data not available",
+      return serveDownload(c.req.raw, async () => {
+        const m = await visibleMessage(deps, c.get("identity"), c.req.valid("param").id);
+        return {
+          dataDir: deps.dataDir,
+          filepath: m.filepath,
+          type: m.type,
+          filename: `message-${m.id}${bodyExtension(m.type)}`,
+          missing: "message data not available",
+          draft: m.time_sent === null,
+        };
       });
     });
 }
