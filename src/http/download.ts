@@ -62,7 +62,12 @@ async function pathSource(path: string): Promise<Source | null> {
   };
 }
 
-const CHUNK = 256 * 1024;
+/**
+ * Bytes read from a draft's file at a time. A file that fits in one read keeps its Content-Length:
+ * Bun 1.4.5 drops that header from a stream of more than one chunk (oven-sh/bun#10507) and sends
+ * it chunked. Each download in flight holds at most one chunk.
+ */
+const CHUNK = 1024 * 1024;
 
 /** A draft's file, opened now: later replacements and removals do not reach the bytes served. */
 async function handleSource(path: string): Promise<Source | null> {

@@ -1,4 +1,5 @@
 // Deleting a draft: rows in one transaction, then its folder once nothing points into it.
+import { lstat } from "node:fs/promises";
 import { crashPoint } from "../lib/crash-point.ts";
 import { lockMessage } from "../db/messages.ts";
 import { deleteDraftRows } from "../db/drafts.ts";
@@ -20,9 +21,11 @@ export async function deleteDraft(deps: MessageDeps, identity: string, id: numbe
   const dir = folderOfDraft(deps.dataDir, id, gone);
   if (!dir) return;
   // An upload or edit that started before the delete may still create a temp file in the folder
-  // while it is being removed (it finds no row afterwards and removes its own file and folders):
-  // removing a folder that gained an entry fails, and is tried again.
+  // while it is being removed (it finds no row afterwards and removes its own file and folders).
+  // The folder then cannot go, and rm does not always say so (Bun 1.4.5 with force): look, and
+  // remove again.
   for (let attempt = 1; attempt <= 3; attempt++) {
-    if (await removeTree(dir).then(() => true, () => false)) return;
+    await removeTree(dir).catch(() => {});
+    if ((await lstat(dir).catch(() => null)) === null) return;
   }
 }

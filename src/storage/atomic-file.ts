@@ -93,7 +93,12 @@ const INNER_FOLDERS = new Set([ALT_SLOT, "attach"]);
  */
 async function discard(path: string): Promise<void> {
   await unlink(path).catch(() => {});
-  for (let dir = dirname(path); ; dir = dirname(dir)) {
+  await removeEmptyFolders(dirname(path));
+}
+
+/** Removes `dir` and the folders above it up to the message's own, as long as each is empty. */
+async function removeEmptyFolders(dir: string): Promise<void> {
+  for (; ; dir = dirname(dir)) {
     const removed = await rmdir(dir).then(() => true, () => false); // only when empty
     if (!removed || !INNER_FOLDERS.has(basename(dir))) return;
   }
@@ -142,9 +147,16 @@ export async function stageFile(
   source: Uint8Array | AsyncIterable<Uint8Array>,
   maxBytes = Number.POSITIVE_INFINITY,
 ): Promise<StagedFile> {
-  await ensureDir(dir);
   const tempPath = tempName(dir, name);
-  const fh = await createTemp(dir, tempPath);
+  let fh: FileHandle;
+  try {
+    await ensureDir(dir);
+    fh = await createTemp(dir, tempPath);
+  } catch (err) {
+    // Folders this made before failing (a draft deleted meanwhile keeps removing them) go again.
+    await removeEmptyFolders(dir);
+    throw err;
+  }
   try {
     let written = 0;
     for await (const chunk of chunksOf(source)) {

@@ -67,8 +67,18 @@ describe("round trips", () => {
       const form = new FormData();
       form.append("file", new Blob([bytes]), "five.bin");
       expect((await big.request("POST", `/fmsg/${id}/attach`, { body: form })).status).toBe(201);
+      // A draft's file is read in 1 MiB chunks from a handle opened first (see download.ts).
       const back = new Uint8Array(await (await big.request("GET", `/fmsg/${id}/attach/five.bin`)).arrayBuffer());
       expect(Buffer.compare(back, bytes)).toBe(0);
+      const across = await big.request("GET", `/fmsg/${id}/attach/five.bin`, { headers: { Range: `bytes=${MIB - 8}-${2 * MIB + 7}` } });
+      expect(across.status).toBe(206);
+      expect(across.headers.get("content-range")).toBe(`bytes ${MIB - 8}-${2 * MIB + 7}/${5 * MIB}`);
+      expect(Buffer.compare(new Uint8Array(await across.arrayBuffer()), bytes.subarray(MIB - 8, 2 * MIB + 8))).toBe(0);
+      // Sent: the file never changes again, and Bun serves it from its path with its length.
+      await sendDraft(big, ALICE, id);
+      const sent = await big.request("GET", `/fmsg/${id}/attach/five.bin`);
+      expect(sent.headers.get("content-length")).toBe(String(5 * MIB));
+      expect(Buffer.compare(new Uint8Array(await sent.arrayBuffer()), bytes)).toBe(0);
     } finally {
       await big.stop();
     }
