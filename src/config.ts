@@ -1,5 +1,6 @@
 // Environment → typed Config: the only module that reads process.env (through loadConfig's argument).
 import { parseProfile, PROFILES, type Profile } from "./domain/profile.ts";
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { parseCidr, type CidrRange } from "./lib/ip.ts";
 import type { IdentityProvider } from "./identity/jwks-verifier.ts";
@@ -207,9 +208,46 @@ export type Config = {
   crashAt: string | null;
   /** A postgres.js connection URL, or null to let postgres.js read the PG* variables. */
   databaseUrl: string | null;
+  /** TLS to PostgreSQL from PGSSLMODE (and PGSSLROOTCERT); null: as the URL says, else none. */
+  databaseSsl: DatabaseSsl | null;
   /** The embedded database's directory (<data dir>/pglite); null in configured mode. */
   embeddedDatabaseDir: string | null;
 };
+
+/** postgres.js's `ssl` option: false, one of its mode names, or Node TLS options. */
+export type DatabaseSsl = false | "prefer" | "require" | "verify-full" | { rejectUnauthorized: true; ca?: string; checkServerIdentity?: () => undefined };
+
+const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+
+/**
+ * libpq's PGSSLMODE for postgres.js, which does not read it (it reads a URL's sslmode only):
+ * without this, PGSSLMODE=require connected in plain text. A URL's own sslmode wins, as in libpq.
+ * `allow` becomes `prefer` (both accept a server without TLS); verify-ca checks the certificate
+ * chain but not the host name; PGSSLROOTCERT names the CA file for the two verify modes.
+ */
+function parseDatabaseSsl(env: Env, note: (m: string) => void): DatabaseSsl | null {
+  const mode = env.PGSSLMODE?.trim() ?? "";
+  if (mode === "") return null;
+  if (!SSL_MODES.includes(mode)) {
+    note(`PGSSLMODE must be one of ${SSL_MODES.join(", ")}, got "${mode}"`);
+    return null;
+  }
+  if (env.DATABASE_URL && /[?&]sslmode=/.test(env.DATABASE_URL)) return null;
+  if (mode === "disable") return false;
+  if (mode === "allow" || mode === "prefer") return "prefer";
+  if (mode === "require") return "require";
+  let ca: string | undefined;
+  const rootCert = env.PGSSLROOTCERT?.trim();
+  if (rootCert && rootCert !== "system") {
+    try {
+      ca = readFileSync(rootCert, "utf8");
+    } catch (err) {
+      note(`PGSSLROOTCERT cannot be read: ${(err as Error).message}`);
+    }
+  }
+  if (mode === "verify-ca") return { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined };
+  return ca === undefined ? "verify-full" : { rejectUnauthorized: true, ca };
+}
 
 /** "90s", "15m", "1h", "7d" or plain seconds. */
 export function parseTtl(text: string): number | null {
@@ -387,6 +425,7 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
   const jwtKey = jwtSecret === "" ? null : key("FMSG_API_JWT_SECRET", jwtSecret);
   const jwtPreviousKey = key("FMSG_API_JWT_SECRET_PREVIOUS", e.FMSG_API_JWT_SECRET_PREVIOUS);
   const identityProvider = parseIdentityProvider(e.FMSG_JWT_JWKS_URL, e.FMSG_JWT_ISSUER, e.FMSG_JWT_AUDIENCE, note);
+  const databaseSsl = mode === "configured" ? parseDatabaseSsl(env, note) : null;
   let trustedProxies: CidrRange[] = [];
   try {
     trustedProxies = parseTrustedProxies(e.FMSG_TRUSTED_PROXIES);
@@ -429,6 +468,7 @@ export function loadConfig(env: Env, embedded?: { dataDir: string; jwtSecret: st
     profile: v.FMSG_API_PROFILE,
     log: v.FMSG_API_LOG,
     databaseUrl: v.DATABASE_URL ?? null,
+    databaseSsl,
     embeddedDatabaseDir: mode === "embedded" ? embedded!.databaseDir : null,
     crashAt: v.FMSG_TEST_CRASH_AT ?? null,
   };

@@ -122,7 +122,7 @@ async function serve(env: Env): Promise<void> {
 async function migrateCommand(env: Env): Promise<void> {
   if (configuredModeSelected(env)) {
     const config = loadConfig({ FMSG_DATA_DIR: "/unused", FMSG_API_JWT_SECRET: "unused", FMSG_ID_URL: "builtin", ...env });
-    const sql = openPool({ url: config.databaseUrl, max: 1 });
+    const sql = openPool({ url: config.databaseUrl, ssl: config.databaseSsl, max: 1 });
     try {
       await migrate(sql);
     } finally {

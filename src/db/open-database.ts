@@ -81,6 +81,7 @@ export async function openDatabase(config: Config): Promise<Database> {
   }
   const sql = openPool({
     url: config.databaseUrl,
+    ssl: config.databaseSsl,
     max: config.poolSize,
     statementTimeoutMs: config.statementTimeoutMs,
     lockTimeoutMs: config.lockTimeoutMs,

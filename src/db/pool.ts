@@ -1,5 +1,6 @@
 // Opens the postgres.js pool (and its single LISTEN connection) from the configuration; ping and notify.
 import postgres from "postgres";
+import type { DatabaseSsl } from "../config.ts";
 
 export type Sql = postgres.Sql;
 export type Tx = postgres.TransactionSql;
@@ -7,6 +8,8 @@ export type Tx = postgres.TransactionSql;
 export type PoolOptions = {
   /** A connection URL, or null to let postgres.js read PGHOST, PGUSER, … itself. */
   url: string | null;
+  /** TLS from PGSSLMODE (Config.databaseSsl); null or absent: as the URL says. */
+  ssl?: DatabaseSsl | null;
   max: number;
   /** postgres.js startup parameters (e.g. jit off); the embedded database takes none. */
   startupParams?: Record<string, string>;
@@ -67,6 +70,7 @@ export function openPool(opts: PoolOptions): Sql {
       },
     },
     connection: { application_name: "fmsg-webapi", ...startupParameters(opts) },
+    ...(opts.ssl === undefined || opts.ssl === null ? {} : { ssl: opts.ssl }),
   };
   return opts.url ? postgres(opts.url, options) : postgres(options);
 }

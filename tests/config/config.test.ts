@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import postgres from "postgres";
 import { ConfigError, decodeJwtSecret, loadConfig, parseDotEnv, type Env } from "../../src/config.ts";
 
 const BASE: Env = { FMSG_DATA_DIR: "/var/lib/fmsg", FMSG_API_JWT_SECRET: "secret", FMSG_ID_URL: "builtin" };
@@ -186,6 +187,27 @@ describe("FMSG_API_RATE_STORE", () => {
   });
 });
 
+describe("PGSSLMODE (postgres.js reads only a URL's sslmode)", () => {
+  test("each libpq mode maps to TLS options; a URL's sslmode wins; unset leaves it to the URL", () => {
+    const ssl = (env: Env) => loadConfig({ ...BASE, ...env }).databaseSsl;
+    expect(ssl({})).toBeNull();
+    expect(ssl({ PGSSLMODE: "disable" })).toBe(false);
+    expect(ssl({ PGSSLMODE: "allow" })).toBe("prefer");
+    expect(ssl({ PGSSLMODE: "prefer" })).toBe("prefer");
+    expect(ssl({ PGSSLMODE: "require" })).toBe("require");
+    expect(ssl({ PGSSLMODE: "verify-full" })).toBe("verify-full");
+    expect(ssl({ PGSSLMODE: "verify-ca" })).toMatchObject({ rejectUnauthorized: true });
+    expect(ssl({ PGSSLMODE: "require", DATABASE_URL: "postgres://db/fmsg?sslmode=disable" })).toBeNull();
+  });
+
+  test("an unknown mode or an unreadable PGSSLROOTCERT is a configuration error naming the variable", () => {
+    expect(configError({ ...BASE, PGSSLMODE: "on" }).message).toBe(
+      'PGSSLMODE must be one of disable, allow, prefer, require, verify-ca, verify-full, got "on"',
+    );
+    expect(configError({ ...BASE, PGSSLMODE: "verify-full", PGSSLROOTCERT: "/nonexistent/ca.pem" }).message).toStartWith("PGSSLROOTCERT cannot be read:");
+  });
+});
+
 describe("every problem in one error", () => {
   test("each on its own line, each naming its variable", () => {
     const err = configError({ ...BASE, FMSG_API_RATE_LIMIT: "0", FMSG_DOMAIN: "no", FMSG_ID_URL: "ftp://x", FMSG_TRUSTED_PROXIES: "nope" });
@@ -335,6 +357,26 @@ describe("process: bun src/main.ts serve", () => {
     expect(lines[0]).not.toMatch(/\bat \S+ \(|\.ts:\d+/);
   }
 
+  test("PGSSLMODE=require against a server without TLS: no connection in plain text", async () => {
+    // A database that does not exist: connecting in plain text would fail on the name instead.
+    const url = `${(process.env.FMSG_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres").replace(/\/[^/]*$/, "")}/fmsg_no_such_db`;
+    const migrate = async (mode: string) => {
+      const proc = Bun.spawn([process.execPath, MAIN, "migrate"], { cwd: dir, env: baseEnv({ DATABASE_URL: url, PGSSLMODE: mode }), stdout: "pipe", stderr: "pipe" });
+      const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+      return { code, stderr };
+    };
+    const plain = await migrate("prefer");
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toContain('database "fmsg_no_such_db" does not exist');
+    const admin = postgres(process.env.FMSG_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres", { max: 1, onnotice: () => {} });
+    const [{ ssl }] = (await admin`show ssl`) as unknown as [{ ssl: string }];
+    await admin.end();
+    const required = await migrate("require");
+    expect(required.code).toBe(1);
+    if (ssl === "on") expect(required.stderr).toContain("does not exist"); // it got there over TLS
+    else expect(required.stderr).toContain("before secure TLS connection was established");
+  });
+
   test("a variable missing from both .env and the environment: exit 1, one stderr line naming it", async () => {
     const r = await serve("FMSG_DATA_DIR=/tmp/fmsg-unused\nFMSG_ID_URL=builtin\n", { DATABASE_URL: "postgres://127.0.0.1:1/unused" });
     expect(r.code).toBe(1);
@@ -367,7 +409,7 @@ describe("process: bun src/main.ts serve", () => {
     const help = await run("--help");
     expect(help.code).toBe(0);
     expect(help.stdout).toContain(`fmsg-webapi ${version}`);
-    for (const command of ["serve", "migrate", "token", "healthcheck"]) expect(help.stdout).toContain(command);
+    for (const command of ["serve", "migrate", "token", "api-key", "healthcheck"]) expect(help.stdout).toContain(command);
   });
 
   test("an invalid value in .env is a one-line error naming the variable", async () => {
