@@ -7,7 +7,8 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { mintToken } from "../../src/lib/jwt.ts";
 import { startChildServer, type ChildServer } from "../helpers/child-server.ts";
-import { startPrivatePostgres, type PrivatePostgres } from "../helpers/private-postgres.ts";
+import { PRIVATE_POSTGRES_TOOLS, startPrivatePostgres, type PrivatePostgres } from "../helpers/private-postgres.ts";
+import { toolsPresent } from "../helpers/tools.ts";
 import { EMBEDDED, TEST_KEY } from "../helpers/server.ts";
 
 const WRITERS = 30;
@@ -78,7 +79,7 @@ async function writer(base: string, address: string, outcomes: Outcome[], stoppe
   }
 }
 
-describe.skipIf(EMBEDDED)("database outage under write load (real process, private PostgreSQL)", () => {
+describe.skipIf(EMBEDDED || !toolsPresent(import.meta.path, PRIVATE_POSTGRES_TOOLS))("database outage under write load (real process, private PostgreSQL)", () => {
   let pg: PrivatePostgres;
   let dbUrl: string;
   let dataDir: string;

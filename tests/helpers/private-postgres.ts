@@ -1,8 +1,8 @@
-// A private PostgreSQL 15 cluster for one test file: tests may stop, restart or cut it without touching anyone else's.
-import { rmSync } from "node:fs";
+// A private PostgreSQL cluster for one test file: tests may stop, restart or cut it without touching anyone else's.
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { chown, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import postgres from "postgres";
 import { migrate } from "../../src/db/schema.ts";
 import { freePort } from "./ports.ts";
@@ -24,12 +24,25 @@ export type PrivatePostgres = {
   destroy(): Promise<void>;
 };
 
-/** Debian's layout; FMSG_TEST_PG_BIN points elsewhere (e.g. another distribution's packages). */
-const BIN = process.env.FMSG_TEST_PG_BIN ?? "/usr/lib/postgresql/15/bin";
+/**
+ * PostgreSQL's server programs: FMSG_TEST_PG_BIN, else the newest of Debian's
+ * /usr/lib/postgresql/<version>/bin, else the folder of an initdb on PATH.
+ */
+const BIN = process.env.FMSG_TEST_PG_BIN ?? debianBin() ?? dirname(Bun.which("initdb") ?? "/nonexistent/initdb");
+
+function debianBin(): string | undefined {
+  const root = "/usr/lib/postgresql";
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, "bin", "initdb"))) : [];
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
+  return newest === undefined ? undefined : join(root, newest, "bin");
+}
 const READY_DEADLINE_MS = 30_000;
 
 /** initdb and postgres refuse to run as root, so as root every cluster command runs as the postgres user. */
 const AS_ROOT = process.getuid?.() === 0;
+
+/** What startPrivatePostgres runs (for toolsPresent). */
+export const PRIVATE_POSTGRES_TOOLS = [join(BIN, "initdb"), join(BIN, "pg_ctl"), join(BIN, "postgres"), ...(AS_ROOT ? ["runuser"] : [])];
 
 function asClusterOwner(argv: string[]): string[] {
   return AS_ROOT ? ["runuser", "-u", "postgres", "--", ...argv] : argv;

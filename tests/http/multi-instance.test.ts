@@ -1,7 +1,7 @@
 // Several instances behind one proxy (README "Running several instances"): two servers on one PostgreSQL
 // database, one data directory and one Redis share the rate limit, wake each other's waiters and
 // WebSockets through PostgreSQL's NOTIFY, and replay each other's Idempotency-Key answers.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, beforeAll, describe as anyDescribe, expect, setDefaultTimeout, test as anyTest } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +10,11 @@ import { ALICE, BOB, createDraft, sendDraft } from "../helpers/messages.ts";
 import { startPrivateRedis, type PrivateRedis } from "../helpers/private-redis.ts";
 import { draft, startTestServer, type TestServer } from "../helpers/server.ts";
 import { until } from "../helpers/poll.ts";
+import { toolsPresent } from "../helpers/tools.ts";
+
+const HAS_TOOLS = toolsPresent(import.meta.path, ["redis-server"]);
+const test = anyTest.skipIf(!HAS_TOOLS);
+const describe = anyDescribe.skipIf(!HAS_TOOLS);
 
 setDefaultTimeout(30_000);
 
@@ -24,6 +29,7 @@ let limitedA: TestServer;
 let limitedB: TestServer;
 
 beforeAll(async () => {
+  if (!HAS_TOOLS) return;
   [db, redis, dataDir] = await Promise.all([createTestDatabase(), startPrivateRedis(), mkdtemp(join(tmpdir(), "fmsg-multi-data-"))]);
   const start = (env: Record<string, string>) => startTestServer({ database: db, env: { FMSG_DATA_DIR: dataDir, ...env } });
   a = await start({ FMSG_API_RATE_STORE: `${redis.url}/1` });
@@ -33,6 +39,7 @@ beforeAll(async () => {
   limitedB = await start(limited);
 });
 afterAll(async () => {
+  if (!HAS_TOOLS) return;
   for (const s of [a, b, limitedA, limitedB]) await s?.stop();
   await redis?.stop();
   await db?.drop();

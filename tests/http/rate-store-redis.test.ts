@@ -2,7 +2,7 @@
 // for every instance, and while Redis is unreachable, hung or restarting each instance keeps limiting
 // on its own, never failing a request, with one log line each way. Its own redis-server, so no other
 // test file shares its keys.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, beforeAll, describe as anyDescribe, expect, setDefaultTimeout, test as anyTest } from "bun:test";
 import { RedisClient } from "bun";
 import { leaseSize, RedisRateStore, REDIS_KEY_PREFIX } from "../../src/http/rate-store-redis.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
@@ -10,6 +10,11 @@ import { freePort } from "../helpers/ports.ts";
 import { startPrivateRedis, type PrivateRedis } from "../helpers/private-redis.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { until } from "../helpers/poll.ts";
+import { toolsPresent } from "../helpers/tools.ts";
+
+const HAS_TOOLS = toolsPresent(import.meta.path, ["redis-server"]);
+const test = anyTest.skipIf(!HAS_TOOLS);
+const describe = anyDescribe.skipIf(!HAS_TOOLS);
 
 setDefaultTimeout(30_000);
 
@@ -26,9 +31,11 @@ let redis: PrivateRedis;
 const started: TestServer[] = [];
 
 beforeAll(async () => {
+  if (!HAS_TOOLS) return;
   [db, redis] = await Promise.all([createTestDatabase(), startPrivateRedis()]);
 });
 afterAll(async () => {
+  if (!HAS_TOOLS) return;
   await Promise.all(started.map((s) => s.stop()));
   redis?.resume();
   await redis?.stop();

@@ -1,10 +1,14 @@
 // HTTPS (README "Configuration"): with FMSG_TLS_CERT and FMSG_TLS_KEY the server also serves TLS on
 // FMSG_API_TLS_PORT, next to the plain HTTP port.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test as anyTest } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { toolsPresent } from "../helpers/tools.ts";
+
+const HAS_TOOLS = toolsPresent(import.meta.path, ["openssl"]);
+const test = anyTest.skipIf(!HAS_TOOLS);
 
 let dir: string;
 let s: TestServer;
@@ -12,6 +16,7 @@ let httpUrl: string;
 let httpsUrl: string;
 
 beforeAll(async () => {
+  if (!HAS_TOOLS) return;
   dir = await mkdtemp(join(tmpdir(), "fmsg-tls-test-"));
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
@@ -26,6 +31,7 @@ beforeAll(async () => {
   httpsUrl = urls.find((u) => u.startsWith("https:"))!;
 });
 afterAll(async () => {
+  if (!HAS_TOOLS) return;
   await s?.stop();
   await rm(dir, { recursive: true, force: true });
 });
