@@ -40,7 +40,7 @@ export type Download = {
 type Source = {
   info: FileInfo;
   /** The bytes from `start` to `end` (inclusive); `whole` when no Range was asked for at all. */
-  body(start: number, end: number, whole: boolean): Blob | ReadableStream<Uint8Array>;
+  body(start: number, end: number, whole: boolean): Promise<Blob | Uint8Array | ReadableStream<Uint8Array>>;
   /** Gives up the source when no body is sent (a 304, a 416, a HEAD). */
   close(): void;
 };
@@ -56,15 +56,16 @@ async function pathSource(path: string): Promise<Source | null> {
     // range starting past the end became its own 416, empty, while this answer (and its log line)
     // said 200. A Range ignored here gets the whole file through a plain stream: Bun knows
     // file.stream() as the file and would cut that too.
-    body: (start, end, whole) =>
+    body: async (start, end, whole) =>
       start === 0 && end === info.size - 1 ? (whole ? file : file.stream().pipeThrough(new TransformStream())) : file.slice(start, end + 1),
     close: () => {},
   };
 }
 
 /**
- * A draft's file up to this size is read in one piece, which keeps its Content-Length: Bun 1.4.5
- * drops that header from a stream of more than one chunk (oven-sh/bun#10507) and sends it chunked.
+ * A draft's file (or range) up to this size is read whole and answered as bytes, which keeps its
+ * Content-Length: Bun 1.4.5 drops that header from any streamed body past a few KiB
+ * (oven-sh/bun#10507) and sends it chunked.
  */
 const ONE_READ = 1024 * 1024;
 /**
@@ -89,12 +90,21 @@ async function handleSource(path: string): Promise<Source | null> {
   }
   return {
     info,
-    body(start, end) {
+    async body(start, end) {
+      if (end + 1 - start <= ONE_READ) {
+        try {
+          const want = end + 1 - start;
+          const { bytesRead, buffer } = await fh.read(new Uint8Array(want), 0, want, start);
+          return buffer.subarray(0, bytesRead);
+        } finally {
+          close();
+        }
+      }
       let at = start;
       return new ReadableStream<Uint8Array>({
         async pull(controller) {
           try {
-            const want = Math.min(end + 1 - start <= ONE_READ ? ONE_READ : CHUNK, end + 1 - at);
+            const want = Math.min(CHUNK, end + 1 - at);
             const { bytesRead, buffer } = want > 0 ? await fh.read(new Uint8Array(want), 0, want, at) : { bytesRead: 0, buffer: null };
             if (bytesRead === 0 || buffer === null) {
               close();
@@ -145,7 +155,7 @@ export async function serveDownload(req: Request, find: () => Promise<Download>)
   const first = await find();
   const source = (await sourceOf(first)) ?? (first.draft ? await sourceOf(await find()) : null);
   if (!source) throw new ApiError(404, first.missing);
-  return answer(req, first, source);
+  return await answer(req, first, source);
 }
 
 async function sourceOf(d: Download): Promise<Source | null> {
@@ -158,7 +168,7 @@ async function sourceOf(d: Download): Promise<Source | null> {
   return d.draft ? handleSource(path) : pathSource(path);
 }
 
-function answer(req: Request, d: Download, source: Source): Response {
+async function answer(req: Request, d: Download, source: Source): Promise<Response> {
   const { info } = source;
   const headers = new Headers({
     "Content-Type": downloadContentType(d.type),
@@ -192,5 +202,5 @@ function answer(req: Request, d: Download, source: Source): Response {
     source.close();
     return new Response(info.size === 0 ? "" : null, { status, headers });
   }
-  return new Response(source.body(start, end, !req.headers.has("range")), { status, headers });
+  return new Response(await source.body(start, end, !req.headers.has("range")), { status, headers });
 }
