@@ -5,6 +5,7 @@ import type { Config } from "./config.ts";
 import { latestEventSeqs } from "./db/events.ts";
 import { latestInboxIds } from "./db/messages.ts";
 import { confirmNotified } from "./db/wake-confirm.ts";
+import { isConnectionFailure } from "./db/errors.ts";
 import { openDatabase } from "./db/open-database.ts";
 import { IDLE_IN_TRANSACTION_MS, type Sql } from "./db/pool.ts";
 import { migrate } from "./db/schema.ts";
@@ -38,10 +39,30 @@ import { shortTextCache } from "./messages/read-messages.ts";
  */
 export const IDLE_TIMEOUT_SECONDS = 30;
 const LOCAL_DELIVERY_RETRY_MS = 60_000;
+/** How long a start waits for a database that is down, starting or restarting. */
+export const START_DATABASE_WAIT_MS = 60_000;
 const IDEMPOTENCY_PRUNE_MS = 15 * 60_000;
 
 /** A failure to start that the operator must fix; main prints it as one line. */
 export class StartupError extends Error {}
+
+/**
+ * Runs the start's first database step, again every second while the database cannot be reached
+ * (down, starting up, restarting: a host booting, or both restarted at once), for up to
+ * START_DATABASE_WAIT_MS; then, or on any other error, it fails the start.
+ */
+async function onceDatabaseAnswers<T>(log: Logger, step: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + START_DATABASE_WAIT_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (err) {
+      if (!isConnectionFailure(err) || Date.now() >= deadline) throw err;
+      if (attempt % 10 === 1) log({ level: "warn", msg: "database unavailable at start: trying again every second", error: err instanceof Error ? err.message : String(err) });
+      await Bun.sleep(1000);
+    }
+  }
+}
 
 export type RunningServer = {
   urls: string[];
@@ -75,8 +96,10 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
   try {
     let schema: SchemaReport;
     try {
-      if (config.autoMigrate) await migrate(sql);
-      schema = await checkSchema(sql);
+      schema = await onceDatabaseAnswers(log, async () => {
+        if (config.autoMigrate) await migrate(sql);
+        return checkSchema(sql);
+      });
       if (schema.missingTables.length > 0) {
         throw new StartupError(`database is missing tables ${schema.missingTables.join(", ")}: run "fmsg-webapi migrate"`);
       }
@@ -168,9 +191,11 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       servers.push(listen(() => Bun.serve({ ...serveOptions, port: config.tls!.port, tls }), config.host, config.tls.port, "FMSG_API_TLS_PORT"));
     }
 
-    const retry = config.domain
-      ? setInterval(() => void retryLocalDeliveries({ sql, domain: config.domain, identity: lookups, log, wake: wakeUps.wake }), LOCAL_DELIVERY_RETRY_MS)
-      : null;
+    // Recipients left pending (fmsgid away, the database failing, or a crash between a send's commit
+    // and its local delivery) are tried at start too: after a restart they need not wait a minute.
+    const deliverPending = () => void retryLocalDeliveries({ sql, domain: config.domain, identity: lookups, log, wake: wakeUps.wake });
+    if (config.domain) deliverPending();
+    const retry = config.domain ? setInterval(deliverPending, LOCAL_DELIVERY_RETRY_MS) : null;
 
     // Idempotency-Key answers older than 24 h are ignored already; this only keeps the table small.
     const prune = setInterval(

@@ -52,6 +52,11 @@ export function isDatabaseUnavailable(err: unknown): boolean {
  * committed row may point at them; the start-up sweep removes them if no row does.
  */
 export function mayHaveCommitted(err: unknown): boolean {
+  return isConnectionFailure(err);
+}
+
+/** The connection failed, was lost or refused, or the server is starting up or shutting down. */
+export function isConnectionFailure(err: unknown): boolean {
   const code = codeOf(err);
   if (code === null) return false;
   return CONNECTION_CODES.has(code) || /^08/.test(code) || /^57P0[1-3]$/.test(code);
