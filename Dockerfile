@@ -7,6 +7,8 @@ FROM oven/bun:1.4.5 AS build
 WORKDIR /src
 COPY package.json bun.lock ./
 COPY patches ./patches
+# package.json's postinstall (it checks that the patches are in place).
+COPY scripts/ensure-patches.ts ./scripts/
 RUN bun install --frozen-lockfile
 COPY tsconfig.json bunfig.toml ./
 COPY sql ./sql
