@@ -1,7 +1,7 @@
 // Reading messages as a participant: who may see what (docs/API.md §5) and the message JSON with real sizes.
 import type { MessageJson } from "../contract/responses.ts";
 import { attachmentIsCompressed, messageJson, type StoredMessage } from "../domain/message-json.ts";
-import { findMessage, listInbox, listSent, type InboxPage, type Role, type RowPage } from "../db/messages.ts";
+import { bodyUnchanged, findMessage, listInbox, listSent, type InboxPage, type Role, type RowPage } from "../db/messages.ts";
 import { forbidden } from "../domain/errors.ts";
 import { hasShortText, shortText } from "../domain/short-text.ts";
 import { fileSize, readHead } from "../storage/file-info.ts";
@@ -20,6 +20,31 @@ export async function visibleMessage(deps: Pick<MessageDeps, "sql">, identity: s
   if (!m) throw messageNotFound();
   if (m.is_owner || (m.time_sent !== null && isParticipant(m))) return m;
   throw forbidden("access denied");
+}
+
+/** Reads of a draft that an edit overtook are repeated up to this many times in all. */
+const DRAFT_READ_ATTEMPTS = 3;
+
+/**
+ * GET /fmsg/:id. A draft can be replaced while it is read: its short text would then come from
+ * another version's file, or be missing with the file removed. Read again while its row moved on.
+ */
+export async function readOneMessage(deps: MessageDeps, identity: string, id: number): Promise<MessageJson> {
+  return readDraftsAgain(deps, async () => {
+    const m = await visibleMessage(deps, identity, id);
+    return { value: await shapeMessage(deps, m), drafts: m.time_sent === null ? [m] : [] };
+  });
+}
+
+/** `read` again while one of the drafts it read moved on (see readOneMessage). */
+export async function readDraftsAgain<T>(
+  deps: Pick<MessageDeps, "sql">,
+  read: () => Promise<{ value: T; drafts: { id: number; filepath: string; size: number }[] }>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const { value, drafts } = await read();
+    if (attempt === DRAFT_READ_ATTEMPTS || (await Promise.all(drafts.map((d) => bodyUnchanged(deps.sql, d)))).every(Boolean)) return value;
+  }
 }
 
 /**

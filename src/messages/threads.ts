@@ -1,5 +1,6 @@
 // A message's thread (docs/API.md §10.3): its ancestors by pid, root first, then itself — as text or as message objects.
 import type { MessageJson } from "../contract/responses.ts";
+import { currentBodyPath } from "../db/messages.ts";
 import { threadChain, type ThreadEntry } from "../db/threads.ts";
 import { forbidden } from "../domain/errors.ts";
 import {
@@ -15,7 +16,7 @@ import {
 import { fileSize, readHead } from "../storage/file-info.ts";
 import { messageNotFound } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
-import { shapeMessage } from "./read-messages.ts";
+import { readDraftsAgain, shapeMessage } from "./read-messages.ts";
 
 type ThreadDeps = Pick<MessageDeps, "sql" | "dataDir" | "shortTextSize" | "shortTexts" | "maxDataBytes">;
 
@@ -30,8 +31,10 @@ async function chainOf(deps: ThreadDeps, identity: string, id: number): Promise<
 
 /** The chain's messages the identity may see, root first, as message objects (seed shape). */
 export async function threadMessages(deps: ThreadDeps, identity: string, id: number): Promise<MessageJson[]> {
-  const chain = await chainOf(deps, identity, id);
-  return Promise.all(chain.filter((e) => e.visible).map((e) => shapeMessage(deps, e)));
+  return readDraftsAgain(deps, async () => {
+    const visible = (await chainOf(deps, identity, id)).filter((e) => e.visible);
+    return { value: await Promise.all(visible.map((e) => shapeMessage(deps, e))), drafts: visible.filter((e) => e.time_sent === null) };
+  });
 }
 
 /**
@@ -58,7 +61,10 @@ async function contentOf(deps: ThreadDeps, e: ThreadEntry): Promise<string> {
   }
   // Bodies this API stores are at most FMSG_API_MAX_DATA_SIZE; one received (and decompressed) may
   // be longer, and is cut there.
-  const head = await readHead(deps.dataDir, e.filepath, deps.maxDataBytes);
+  // A draft's file may have been replaced (and the old one removed) since the chain was read.
+  const head =
+    (await readHead(deps.dataDir, e.filepath, deps.maxDataBytes)) ??
+    (e.time_sent === null ? await readHead(deps.dataDir, (await currentBodyPath(deps.sql, e.id)) ?? e.filepath, deps.maxDataBytes) : null);
   if (!head) return DATA_MISSING_NOTE;
   const text = bodyText(e.type, head.bytes, head.truncated);
   return head.truncated ? `${text}\n${truncatedNote(deps.maxDataBytes)}` : text;

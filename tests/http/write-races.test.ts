@@ -107,6 +107,26 @@ describe("races on one draft", () => {
     }
   });
 
+  test("reads of a draft racing its edits: short_text is the version of the size reported; the thread never loses the body", async () => {
+    const id = await createDraft(s, ALICE, [BOB]);
+    const versions = new Map<number, string>([[12, "hello world\n"]]);
+    for (let r = 1; r <= 3 * ROUNDS; r++) {
+      const text = `version ${r} `.padEnd(20 + r * 4, "x"); // a new length each time
+      versions.set(text.length, text);
+      const other = `${text}y`; // a second edit at once: the two alternate between the two slots
+      versions.set(other.length, other);
+      const gets = Array.from({ length: 8 }, () => s.request("GET", `/fmsg/${id}`));
+      const threads = Array.from({ length: 4 }, () => s.request("GET", `/fmsg/${id}/thread`));
+      const edits = await Promise.all([put(id, text), put(id, other)]);
+      expect(edits.map((e) => e.status)).toEqual([200, 200]);
+      for (const get of await Promise.all(gets)) {
+        const m = (await get.json()) as { size: number; short_text?: string };
+        expect(m.short_text).toBe(versions.get(m.size)!);
+      }
+      for (const thread of await Promise.all(threads)) expect(await thread.text()).not.toContain("[message data not available]");
+    }
+  });
+
   test("deleting a draft while uploads and edits are in flight leaves no file or folder of it", async () => {
     for (let r = 0; r < ROUNDS; r++) {
       const id = await createDraft(s, ALICE, [BOB]);

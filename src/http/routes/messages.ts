@@ -8,7 +8,7 @@ import { createDraft, replaceDraft } from "../../messages/compose-draft.ts";
 import type { MessageDeps } from "../../messages/context.ts";
 import type { Once } from "../../messages/idempotency.ts";
 import { deleteDraft } from "../../messages/delete-draft.ts";
-import { inbox, sentFolder, shapeMessage, visibleMessage } from "../../messages/read-messages.ts";
+import { inbox, readOneMessage, sentFolder, visibleMessage } from "../../messages/read-messages.ts";
 import { sendDraft } from "../../messages/send-draft.ts";
 import type { AppEnv } from "../app-env.ts";
 import { DOWNLOAD_ANSWERS, serveDownload } from "../download.ts";
@@ -220,8 +220,7 @@ export function messageRoutes(deps: MessageDeps) {
       return answerOnce(c, deps.sql, keyed, (id: number) => ({ status: 201, body: { id } }), (once) => createDraft(deps, c.get("identity"), input, once));
     })
     .openapi(readMessage, async (c) => {
-      const m = await visibleMessage(deps, c.get("identity"), c.req.valid("param").id);
-      return c.json(inRequestProfile(c, await shapeMessage(deps, m)), 200);
+      return c.json(inRequestProfile(c, await readOneMessage(deps, c.get("identity"), c.req.valid("param").id)), 200);
     })
     .openapi(replaceMessage(dataLimit), async (c) => {
       const { id } = c.req.valid("param");
