@@ -15,5 +15,7 @@ export type AppEnv = {
     /** The message shape this request is answered in (the Fmsg-Profile header, else the host's default). */
     profile: Profile;
     clientIp: string;
+    /** Set when the request became a WebSocket: Bun answered 101 itself (a Response cannot say 101). */
+    switchedProtocols: boolean;
   };
 };

@@ -87,5 +87,5 @@ function logRequest(c: Context<AppEnv>, started: number, log: Logger, metrics: M
     metrics?.observe(method, route, status, seconds);
     log({ msg: "request", method, path, status, ms: Math.round(seconds * 10000) / 10, request_id: requestId, client_ip: clientIp });
   };
-  if (!holdParked(c, answered)) answered(c.res.status);
+  if (!holdParked(c, answered)) answered(c.get("switchedProtocols") ? 101 : c.res.status);
 }

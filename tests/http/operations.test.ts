@@ -44,6 +44,17 @@ describe("request log and request id", () => {
     expect([statusOf("wait-timeout"), statusOf("wait-left")]).toEqual([204, 499]);
   });
 
+  test("a WebSocket opened is logged 101, as Bun answered it", async () => {
+    const ws = new WebSocket(`${s.url.replace("http", "ws")}/fmsg/ws?access_token=${s.token(ALICE)}`, { headers: { "x-request-id": "ws-open" } } as unknown as string[]);
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = reject;
+    });
+    ws.close();
+    await until(() => lines.some((l) => l.request_id === "ws-open"), "the log line of the WebSocket");
+    expect(lines.find((l) => l.request_id === "ws-open")).toMatchObject({ method: "GET", path: "/fmsg/ws", status: 101 });
+  });
+
   test("downloads and errors carry the request id too", async () => {
     const created = await s.request("POST", "/fmsg", { json: { version: 1, from: ALICE, to: ["@b@example.com"], type: "text/plain", data: "x" } });
     const { id } = (await created.json()) as { id: number };

@@ -44,6 +44,7 @@ export function webSocketRoutes(sockets: InboxSockets, mintedTokens?: MintedToke
     // Bun writes the 101 itself, past the middleware that names the profile on every other answer.
     const upgraded = upgradeToWebSocket(c, (peer) => sockets.add({ address, profile, expiresAt, keyCheck, peer }), { [PROFILE_HEADER]: profile });
     if (!upgraded) throw notAHandshake();
+    c.set("switchedProtocols", true);
     return upgraded;
   });
 }
