@@ -189,7 +189,7 @@ export function finalPathFor(file: Pick<StagedFile, "dir" | "name">, current: st
  * which renames the staged file to a path that no committed row uses, fsyncs the folder and
  * returns that path for the row. So at every instant the
  * committed row points at a complete file: the old one until COMMIT, the new one after. On failure
- * the placed file (referenced by nothing) or the temp file is removed — unless the COMMIT may have
+ * the temp file is removed, and the placed file goes to `release` — unless the COMMIT may have
  * happened (`mayHaveCommitted`, a connection lost with it in flight); after success the file the
  * row used before goes to `release`, which removes it unless a later write has placed its own file
  * there by then (see releaseFile in src/messages/files.ts). A crash leaves at worst an unreferenced file, which the start-up
@@ -224,9 +224,12 @@ export async function writeWithRow<T>(
     if (previous !== null) await release(previous);
     return result;
   } catch (err) {
+    if (placed === null) await discard(staged.tempPath);
     // A COMMIT lost with its connection may have happened: then the row points at the placed file,
-    // which must stay (the start-up sweep removes it if no row does). Otherwise it is nobody's.
-    if (placed === null || !mayHaveCommitted(err)) await discard(placed ?? staged.tempPath);
+    // which must stay (the start-up sweep removes it if no row does). Otherwise it is nobody's —
+    // but the next write of this row took the lock at the ROLLBACK and may have placed its own
+    // file at the same free path by now: `release` decides under the lock, as after a commit.
+    else if (!mayHaveCommitted(err)) await release(placed);
     throw err;
   }
 }

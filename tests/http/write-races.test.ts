@@ -63,6 +63,24 @@ describe("races on one draft", () => {
     expect((await (await s.request("GET", `/fmsg/${id}/data`)).bytes()).length).toBe(m!.size);
   });
 
+  test("a PUT refused after placing its file, racing PUTs that succeed: the row's body file stays", async () => {
+    // A pending add-to of CAROL: a PUT naming her in `to` without add_to is refused (duplicate
+    // recipient) only after its file was placed, and rolls back.
+    const id = await createDraft(s, ALICE, [BOB], { add_to: [CAROL] });
+    for (let r = 0; r < ROUNDS; r++) {
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          i % 2 === 0
+            ? s.request("PUT", `/fmsg/${id}`, { json: draft(ALICE, [CAROL], { data: `refused ${r}.${i}` }) })
+            : put(id, `accepted ${r}.${i}`),
+        ),
+      );
+      expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? 400 : 200)));
+      expect(await rowsPointAtFiles(id)).toEqual([]);
+    }
+    expect(await strays(id, await folderOf(id))).toEqual([]);
+  });
+
   test("concurrent uploads of one name: all 201, and the attachment row's file exists with its size", async () => {
     const id = await createDraft(s, ALICE, [BOB]);
     for (let r = 0; r < ROUNDS; r++) {
@@ -143,6 +161,24 @@ describe("races on one draft", () => {
       expect(await readdir(folder).catch((e) => e.code)).toBe("ENOENT");
     }
   });
+});
+
+test("a keyed upload and its retry racing the send: the retry gets the first answer, not 403", async () => {
+  for (let r = 0; r < 2 * ROUNDS; r++) {
+    const id = await createDraft(s, ALICE, [BOB]);
+    const keyed = () => {
+      const form = new FormData();
+      form.append("file", new Blob(["x".repeat(2000)], { type: "text/plain" }), "f.txt");
+      return s.request("POST", `/fmsg/${id}/attach`, { body: form, headers: { "Idempotency-Key": `race-${r}` } });
+    };
+    const first = keyed();
+    const retries = [keyed(), keyed(), keyed()];
+    // Sent the moment the first answer is in, while the retries are still on their way.
+    const sent = first.then((a) => (a.status === 201 ? s.request("POST", `/fmsg/${id}/send`) : a));
+    const answers = await Promise.all([first, ...retries]);
+    expect((await sent).status).toBe(200);
+    for (const a of answers) expect([a.status, await a.json()]).toEqual([201, { filename: "f.txt", size: 2000 }]);
+  }
 });
 
 test("an add-to racing the send is dated no earlier than the send", async () => {

@@ -109,17 +109,24 @@ export function attachmentRoutes(deps: MessageDeps) {
       const digest = new StreamDigest();
       let filename = "";
       const fingerprint = () => fingerprintOf("POST", "/fmsg/{id}/attach", { id }, `${filename}\n${digest.digest()}`);
-      const store = async (once?: Once<Saved>): Promise<Saved> => {
+      /** A retry of a finished upload (the draft may be sent by now): hash the bytes, store nothing. */
+      const replayIfAnswered = async (): Promise<void> => {
         const prior = key === undefined ? null : await earlierAnswer(deps.sql, identity, key);
-        if (prior !== null) {
-          // A retry of a finished upload (the draft may be sent by now): hash the bytes, store nothing.
-          await withFilePart(c.req.raw, async (part) => {
-            filename = part.filename;
-            for await (const _chunk of digest.pass(part.stream));
-          });
-          replayOrRefuse(prior, fingerprint());
-        }
-        const dir = await checkUploadAllowed(deps, identity, id);
+        if (prior === null) return;
+        await withFilePart(c.req.raw, async (part) => {
+          filename = part.filename;
+          for await (const _chunk of digest.pass(part.stream));
+        });
+        replayOrRefuse(prior, fingerprint());
+      };
+      const store = async (once?: Once<Saved>): Promise<Saved> => {
+        await replayIfAnswered();
+        const dir = await checkUploadAllowed(deps, identity, id).catch(async (err: unknown) => {
+          // A concurrent upload with this key may have committed since the look-up, and the draft
+          // been sent or deleted: then this is its retry, and gets its answer.
+          await replayIfAnswered();
+          throw err;
+        });
         return withFilePart(c.req.raw, (part) => {
           filename = part.filename;
           return uploadAttachment(deps, identity, id, dir, key === undefined ? part : { ...part, stream: digest.pass(part.stream) }, once);
