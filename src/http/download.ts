@@ -152,10 +152,12 @@ export function parseRange(header: string | undefined, size: number): Range {
  * since its row was read: the row is read once more before the answer is 404.
  */
 export async function serveDownload(req: Request, find: () => Promise<Download>): Promise<Response> {
-  const first = await find();
-  const source = (await sourceOf(first)) ?? (first.draft ? await sourceOf(await find()) : null);
-  if (!source) throw new ApiError(404, first.missing);
-  return await answer(req, first, source);
+  let d = await find();
+  let source = await sourceOf(d);
+  // Read again, the answer's type and name come from the row that named the file served.
+  if (!source && d.draft) source = await sourceOf((d = await find()));
+  if (!source) throw new ApiError(404, d.missing);
+  return await answer(req, d, source);
 }
 
 async function sourceOf(d: Download): Promise<Source | null> {
