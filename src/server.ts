@@ -40,7 +40,7 @@ import { shortTextCache } from "./messages/read-messages.ts";
 export const IDLE_TIMEOUT_SECONDS = 30;
 const LOCAL_DELIVERY_RETRY_MS = 60_000;
 /** How long a start waits for a database that is down, starting or restarting. */
-export const START_DATABASE_WAIT_MS = 60_000;
+const START_DATABASE_WAIT_MS = 60_000;
 const IDEMPOTENCY_PRUNE_MS = 15 * 60_000;
 
 /** A failure to start that the operator must fix; main prints it as one line. */

@@ -96,18 +96,12 @@ export async function lockFileUse(tx: Tx, id: number, filepath: string): Promise
 }
 
 /**
- * Whether a draft's row still names the body file it named when `m` was read (path and size): a
- * concurrent edit replaces the file, and may remove the old one, while a read is under way.
+ * The body file a message's row names now (null when the row is gone): a concurrent edit of a draft
+ * replaces the file, and may remove the old one, while a read of it is under way.
  */
-export async function bodyUnchanged(sql: Db, m: { id: number; filepath: string; size: number }): Promise<boolean> {
-  const [now] = await sql<{ filepath: string; size: number }[]>`select filepath, size from msg where id = ${m.id}`;
-  return now !== undefined && now.filepath === m.filepath && now.size === m.size;
-}
-
-/** The body path a message's row names now (null when the row is gone). */
-export async function currentBodyPath(sql: Db, id: number): Promise<string | null> {
-  const [row] = await sql<{ filepath: string }[]>`select filepath from msg where id = ${id}`;
-  return row?.filepath ?? null;
+export async function currentBody(sql: Db, id: number): Promise<{ filepath: string; size: number } | null> {
+  const [row] = await sql<{ filepath: string; size: number }[]>`select filepath, size from msg where id = ${id}`;
+  return row ?? null;
 }
 
 export async function findMessageHead(sql: Db, id: number, identity: string): Promise<MessageHead | null> {

@@ -1,7 +1,7 @@
 // Reading messages as a participant: who may see what (docs/API.md §5) and the message JSON with real sizes.
 import type { MessageJson } from "../contract/responses.ts";
 import { attachmentIsCompressed, messageJson, type StoredMessage } from "../domain/message-json.ts";
-import { bodyUnchanged, findMessage, listInbox, listSent, type InboxPage, type Role, type RowPage } from "../db/messages.ts";
+import { currentBody, findMessage, listInbox, listSent, type InboxPage, type Role, type RowPage } from "../db/messages.ts";
 import { forbidden } from "../domain/errors.ts";
 import { hasShortText, shortText } from "../domain/short-text.ts";
 import { fileSize, readHead } from "../storage/file-info.ts";
@@ -43,8 +43,14 @@ export async function readDraftsAgain<T>(
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     const { value, drafts } = await read();
-    if (attempt === DRAFT_READ_ATTEMPTS || (await Promise.all(drafts.map((d) => bodyUnchanged(deps.sql, d)))).every(Boolean)) return value;
+    if (attempt === DRAFT_READ_ATTEMPTS || (await Promise.all(drafts.map((d) => bodyUnchanged(deps, d)))).every(Boolean)) return value;
   }
+}
+
+/** Whether a draft's row still names the body file (path and size) it named when `d` was read. */
+async function bodyUnchanged(deps: Pick<MessageDeps, "sql">, d: { id: number; filepath: string; size: number }): Promise<boolean> {
+  const now = await currentBody(deps.sql, d.id);
+  return now !== null && now.filepath === d.filepath && now.size === d.size;
 }
 
 /**

@@ -1,6 +1,6 @@
 // A message's thread (docs/API.md §10.3): its ancestors by pid, root first, then itself — as text or as message objects.
 import type { MessageJson } from "../contract/responses.ts";
-import { currentBodyPath } from "../db/messages.ts";
+import { currentBody } from "../db/messages.ts";
 import { threadChain, type ThreadEntry } from "../db/threads.ts";
 import { forbidden } from "../domain/errors.ts";
 import {
@@ -64,7 +64,7 @@ async function contentOf(deps: ThreadDeps, e: ThreadEntry): Promise<string> {
   // A draft's file may have been replaced (and the old one removed) since the chain was read.
   const head =
     (await readHead(deps.dataDir, e.filepath, deps.maxDataBytes)) ??
-    (e.time_sent === null ? await readHead(deps.dataDir, (await currentBodyPath(deps.sql, e.id)) ?? e.filepath, deps.maxDataBytes) : null);
+    (e.time_sent === null ? await readHead(deps.dataDir, (await currentBody(deps.sql, e.id))?.filepath ?? e.filepath, deps.maxDataBytes) : null);
   if (!head) return DATA_MISSING_NOTE;
   const text = bodyText(e.type, head.bytes, head.truncated);
   return head.truncated ? `${text}\n${truncatedNote(deps.maxDataBytes)}` : text;

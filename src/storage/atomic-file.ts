@@ -68,13 +68,14 @@ function tempName(dir: string, name: string): string {
 export class SizeLimitError extends Error {}
 
 /**
- * Opens a new temp file with O_EXCL. Its folder exists (ensureDir), unless a write failing next door
- * just removed it as empty (discard): then it is made again.
+ * Runs a step that creates an entry in `dir` (opening a temp file, renaming a file there). The
+ * folder exists (ensureDir), unless a write failing next door just removed it as empty (discard),
+ * or a deleted draft's: then it is made again and the step retried.
  */
-async function createTemp(dir: string, tempPath: string): Promise<FileHandle> {
+async function inFolder<T>(dir: string, step: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await open(tempPath, "wx", FILE_MODE);
+      return await step();
     } catch (err) {
       if ((err as { code?: unknown }).code !== "ENOENT" || attempt === 3) throw storageError(err);
       await ensureDir(dir);
@@ -104,20 +105,6 @@ async function removeEmptyFolders(dir: string): Promise<void> {
   }
 }
 
-/**
- * Renames the staged file into place. Its target folder exists (ensureDir), unless a failed write
- * next door removed it as empty in between (discard): then it is made again.
- */
-async function placeFile(tempPath: string, target: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await rename(tempPath, target);
-    } catch (err) {
-      if ((err as { code?: unknown }).code !== "ENOENT" || attempt === 3) throw storageError(err);
-      await ensureDir(dirname(target));
-    }
-  }
-}
 
 /** write(2) may write less than asked (a filling disk, a signal): keep going until all is written. */
 async function writeFully(fh: FileHandle, chunk: Uint8Array): Promise<void> {
@@ -151,7 +138,7 @@ export async function stageFile(
   let fh: FileHandle;
   try {
     await ensureDir(dir);
-    fh = await createTemp(dir, tempPath);
+    fh = await inFolder(dir, () => open(tempPath, "wx", FILE_MODE)); // O_EXCL: never an old file's tail
   } catch (err) {
     // Folders this made before failing (a draft deleted meanwhile keeps removing them) go again.
     await removeEmptyFolders(dir);
@@ -192,8 +179,8 @@ export function finalPathFor(file: Pick<StagedFile, "dir" | "name">, current: st
  * the temp file is removed, and the placed file goes to `release` — unless the COMMIT may have
  * happened (`mayHaveCommitted`, a connection lost with it in flight); after success the file the
  * row used before goes to `release`, which removes it unless a later write has placed its own file
- * there by then (see releaseFile in src/messages/files.ts). A crash leaves at worst an unreferenced file, which the start-up
- * sweep removes.
+ * there by then (see releaseFile in src/messages/files.ts). A crash leaves at worst an unreferenced
+ * file, which the start-up sweep removes.
  */
 export async function writeWithRow<T>(
   operation: string,
@@ -211,7 +198,7 @@ export async function writeWithRow<T>(
       // The staged file's own folder exists (and ensureDir synced its entry when it made it): only
       // the other slot may still be missing.
       if (dirname(target) !== staged.dir) await ensureDir(dirname(target));
-      await placeFile(staged.tempPath, target);
+      await inFolder(dirname(target), () => rename(staged.tempPath, target));
       placed = target;
       await onDisk(() => fsyncDir(dirname(target)));
       previous = current;
