@@ -144,7 +144,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   // Every answer under /fmsg names its profile, preflights and 429s included (API §13).
   app.use("/fmsg/*", announceProfile(config.profile));
   app.use("*", corsPolicy(config.corsOrigins)); // before the limiter and auth: preflights, and 429s carry CORS
-  app.route("/", healthRoutes(deps.sql, deps.listener, deps.schemaWarnings));
+  app.route("/", healthRoutes(deps.sql, deps.listener, config.dataDir, deps.schemaWarnings));
   // The limit applies to every route but the health checks (API §4): /metrics and /openapi.json too.
   app.use("*", limited);
   if (deps.metrics) {

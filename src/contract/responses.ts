@@ -110,6 +110,7 @@ export const Readiness = z
     status: z.enum(["ready", "not ready"]),
     database: z.boolean().meta({ description: "The database answered a query within 2 s." }),
     listener: z.boolean().meta({ description: "The LISTEN connection hears notifications." }),
+    storage: z.literal(false).optional().meta({ description: "Present, false, when the data directory is missing, read-only or not writable (then 503)." }),
     schema: z.array(z.string()).optional().meta({ description: "Differences from what migrate installs (the server still works)." }),
   })
   .meta({ id: "Readiness" });

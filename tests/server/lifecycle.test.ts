@@ -2,7 +2,7 @@
 // SIGTERM/SIGINT (open waits answer 204, exit 0, pool closed), and the start-up schema check.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { REQUIRED_TABLES } from "../../src/db/schema.ts";
@@ -30,6 +30,43 @@ describe("health checks (in-process server)", () => {
 
   test("GET /readyz → 200 ready when the database answers and the listener is connected", async () => {
     const res = await fetch(`${s.url}/readyz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ready", database: true, listener: true });
+  });
+});
+
+describe("readiness and the data directory", () => {
+  let s: TestServer;
+  let parent: string;
+  let mail: string;
+  beforeAll(async () => {
+    parent = await mkdtemp(join(tmpdir(), "fmsg-ready-"));
+    mail = join(parent, "mail");
+    await mkdir(mail);
+    s = await startTestServer({ env: { FMSG_DATA_DIR: mail } });
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await rm(parent, { recursive: true, force: true });
+  });
+
+  test("a data directory gone, or a file in its place → 503 naming storage; back → 200 with the usual body", async () => {
+    expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
+
+    await rename(mail, `${mail}.away`);
+    let res = await fetch(`${s.url}/readyz`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ status: "not ready", database: true, listener: true, storage: false });
+
+    await writeFile(mail, "not a folder");
+    res = await fetch(`${s.url}/readyz`);
+    expect(res.status).toBe(503);
+    expect((await res.json()).storage).toBe(false);
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200); // the process still serves
+
+    await rm(mail);
+    await rename(`${mail}.away`, mail);
+    res = await fetch(`${s.url}/readyz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: "ready", database: true, listener: true });
   });
