@@ -30,6 +30,28 @@ describe("deeply nested JSON", () => {
   });
 });
 
+describe("JSON bodies of very many values", () => {
+  const many = `{"version":1,"x":[${"{},".repeat(20_000)}{}]}`;
+  test.each([
+    ["empty objects, with a Content-Length", many, false],
+    ["empty objects, streamed without a length", many, true],
+    ["numbers", `{"version":1,"x":[${"1,".repeat(20_000)}1]}`, false],
+    ["members of one object", `{${Array.from({ length: 20_000 }, (_, i) => `"k${i}":1`).join(",")}}`, false],
+  ])("%s → 400 before parsing, nothing written", async (_name, text, streamed) => {
+    const before = await snapshot(s);
+    const body = streamed ? new Blob([text]).stream() : text;
+    const res = await fetch(`${s.url}/fmsg`, { method: "POST", body, headers: { authorization: `Bearer ${s.token(ALICE)}`, "content-type": "application/json" } });
+    expect(await errorOf(res)).toEqual({ status: 400, error: "request body holds too many values" });
+    expect(await snapshot(s)).toBe(before);
+  });
+
+  test("commas inside strings do not count; 255 recipients pass", async () => {
+    const to = Array.from({ length: 255 }, (_, i) => `@r${i}@example.com`);
+    const res = await s.request("POST", "/fmsg", { json: draft(ALICE, to, { data: ",".repeat(50_000) }) });
+    expect(res.status).toBe(201);
+  });
+});
+
 describe("ids are plain digits as sent", () => {
   test.each(["%31", "1%30", "%2B1", "%77ait"])("/fmsg/%s → 400 invalid message id", async (segment) => {
     const id = await createDraft(s, ALICE, [BOB]);

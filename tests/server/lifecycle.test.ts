@@ -61,7 +61,7 @@ describe("readiness and the data directory", () => {
     await writeFile(mail, "not a folder");
     res = await fetch(`${s.url}/readyz`);
     expect(res.status).toBe(503);
-    expect((await res.json()).storage).toBe(false);
+    expect(((await res.json()) as { storage?: boolean }).storage).toBe(false);
     expect((await fetch(`${s.url}/healthz`)).status).toBe(200); // the process still serves
 
     await rm(mail);
