@@ -32,6 +32,9 @@ const WEBSOCKET_IDLE_SECONDS = 120;
  */
 export const WEBSOCKET_MAX_BUFFERED_BYTES = 1024 * 1024;
 
+/** The largest frame a client may send (it has nothing to say; a longer one closes the socket with 1009). */
+export const WEBSOCKET_MAX_CLIENT_FRAME_BYTES = 4096;
+
 /** What an upgraded connection carries: where its open and close go. */
 type SocketData = { opened(peer: WebSocketPeer): void; closed(): void };
 
@@ -69,6 +72,9 @@ export const webSocketHandler = {
   },
   idleTimeout: WEBSOCKET_IDLE_SECONDS,
   sendPings: false,
+  // Clients send nothing this server reads. Bun's default buffers up to 16 MiB of one unfinished
+  // frame per socket (a probe held ~300 MiB with 20 sockets); a larger frame closes the socket (1009).
+  maxPayloadLength: WEBSOCKET_MAX_CLIENT_FRAME_BYTES,
   // The backstop behind the check in send(): Bun's default lets 16 MiB pile up per socket, then drops
   // frames without a word and keeps the socket open.
   backpressureLimit: 2 * WEBSOCKET_MAX_BUFFERED_BYTES,

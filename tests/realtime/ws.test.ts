@@ -198,9 +198,35 @@ describe("GET /fmsg/ws: the handshake", () => {
     expect(plain.headers.get("upgrade")).toBe("websocket");
     expect(await plain.json()).toEqual({ error: "websocket upgrade required" });
   });
+
+  test.each([
+    ["version 8", { "sec-websocket-version": "8" }],
+    ["no version", { "sec-websocket-version": "" }],
+    ["no key", { "sec-websocket-key": "" }],
+  ])("a handshake with %s → 426 JSON naming version 13, no socket", async (_name, change) => {
+    const headers: Record<string, string> = { ...handshake, authorization: `Bearer ${s.token(BOB)}` };
+    for (const [k, v] of Object.entries(change)) if (v === "") delete headers[k];
+    else headers[k] = v;
+    const res = await fetch(`${s.url}/fmsg/ws`, { headers });
+    expect(res.status).toBe(426);
+    expect(res.headers.get("sec-websocket-version")).toBe("13");
+    expect(await res.json()).toEqual({ error: "websocket upgrade required" });
+    expect(s.server.sockets.size).toBe(0);
+  });
 });
 
 describe("GET /fmsg/ws: the socket's life", () => {
+  test("a client frame over 4 KiB closes the socket with 1009; small ones are dropped quietly", async () => {
+    const c = await connect(s, BOB);
+    c.ws.send("hello");
+    c.ws.send("x".repeat(4000));
+    await settle([c], [BOB]); // still open and framed after the small ones
+    c.ws.send("x".repeat(5000));
+    expect((await c.closed).code).toBe(1009);
+    await until(() => s.server.sockets.size === 0, "the socket removed");
+  });
+
+
   test("a socket whose token expires is closed with 4001 \"token expired\"", async () => {
     const c = await connect(s, BOB, { token: s.token(BOB, 2) });
     const closed = await c.closed;

@@ -24,17 +24,29 @@ const openWebSocket = createRoute({
   request: { query: WebSocketQuery },
   responses: answers(
     { 101: { description: "Switched to the WebSocket protocol." } },
-    { 426: "Not a WebSocket handshake (`websocket upgrade required`); carries `Upgrade: websocket`." },
+    { 426: "Not a WebSocket handshake, or not version 13 (`websocket upgrade required`); carries `Upgrade: websocket` and `Sec-WebSocket-Version: 13`." },
   ),
 });
 
-/** A request Bun could not upgrade (no WebSocket handshake in it). */
-const notAHandshake = () => new ApiError(426, "websocket upgrade required", { Upgrade: "websocket" });
+/**
+ * A request that is no WebSocket handshake this server speaks. Also for a missing key or a version
+ * other than 13 (RFC 6455 4.2.2: the answer names the version it speaks), which Bun would otherwise
+ * refuse itself with an empty 426.
+ */
+const notAHandshake = () => new ApiError(426, "websocket upgrade required", { Upgrade: "websocket", "Sec-WebSocket-Version": "13" });
+
+function isHandshake(c: { req: { header(name: string): string | undefined } }): boolean {
+  return (
+    c.req.header("upgrade")?.toLowerCase() === "websocket" &&
+    c.req.header("sec-websocket-version")?.trim() === "13" &&
+    (c.req.header("sec-websocket-key")?.trim() ?? "") !== ""
+  );
+}
 
 /** `mintedTokens` re-checks, while the socket is open, the API key behind a token from POST /fmsg/token. */
 export function webSocketRoutes(sockets: InboxSockets, mintedTokens?: MintedTokenCheck) {
   return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid }).openapi(openWebSocket, (c) => {
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw notAHandshake();
+    if (!isHandshake(c)) throw notAHandshake();
     // The token passed the auth middleware; its exp bounds the socket's life (none: close at once).
     const token = bearerValue(bearerCredentials(c)) ?? "";
     const expiresAt = (verifiedTokenExpiry(token) ?? 0) * 1000;
