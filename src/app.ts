@@ -158,7 +158,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use("/fmsg/*", inTurn(authenticated, chooseProfile, plainIdSegment)); // also matches "/fmsg" itself
   app.route("/fmsg", waitRoutes(deps.waiters));
   app.route("/fmsg", webSocketRoutes(deps.sockets, mintedTokens));
-  app.route("/fmsg", eventRoutes({ sql: deps.sql, feed: deps.feed, log: deps.log }));
+  app.route("/fmsg", eventRoutes({ sql: deps.sql, feed: deps.feed, log: deps.log, mintedTokens }));
   app.route("/fmsg", messageRoutes(messageDeps));
   app.route("/fmsg", attachmentRoutes(messageDeps));
   app.route("/fmsg", threadRoutes(messageDeps));

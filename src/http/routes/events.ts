@@ -5,10 +5,13 @@ import { EventPage, EventsHeaders, EventsQuery } from "../../contract/events.ts"
 import { feedPosition, readEvents, type FeedEvent } from "../../db/events.ts";
 import type { Sql } from "../../db/pool.ts";
 import { extendRequestTimeout } from "../../lib/bun.ts";
+import { KEY_SWEEP_MS } from "../../realtime/inbox-sockets.ts";
 import { type InboxWaiters, LEFT } from "../../realtime/inbox-waiters.ts";
+import type { MintedTokenCheck } from "../api-key-tokens.ts";
 import type { AppEnv } from "../app-env.ts";
 import { ApiError } from "../errors.ts";
 import { answers, BEARER } from "../openapi.ts";
+import { tokenStanding } from "../token-standing.ts";
 import { refuseInvalid } from "../validation.ts";
 
 /** Events in one answer (or one burst of the stream before it looks again). */
@@ -33,7 +36,7 @@ const events = createRoute({
   security: [{ [BEARER]: [] }],
   summary: "The identity's events above a cursor (long poll, or Server-Sent Events)",
   description:
-    "Every time a message becomes visible to the identity (sent to it, delivered to it, it is added via add-to), recipients are added to a message it takes part in, or its own message is delivered or read, an event with a host-wide monotonic seq is recorded (by database triggers, so fmsgd's writes count too). Answers at once when there are events above `since`; otherwise waits up to `timeout` seconds and answers the events or an empty list. With `Accept: text/event-stream` the same events stream as Server-Sent Events (`id:` = seq, `event:` = kind, `data:` = the event object), resuming from Last-Event-ID, with a comment line every 15 s.",
+    "Every time a message becomes visible to the identity (sent to it, delivered to it, it is added via add-to), recipients are added to a message it takes part in, or its own message is delivered or read, an event with a host-wide monotonic seq is recorded (by database triggers, so fmsgd's writes count too). Answers at once when there are events above `since`; otherwise waits up to `timeout` seconds and answers the events or an empty list. With `Accept: text/event-stream` the same events stream as Server-Sent Events (`id:` = seq, `event:` = kind, `data:` = the event object), resuming from Last-Event-ID, with a comment line every 15 s. The stream ends (after a comment line saying why) when its token expires, and within 5 s of the API key behind a token from POST /fmsg/token being revoked, rotated or expiring.",
   request: { query: EventsQuery, headers: EventsHeaders },
   responses: answers(
     {
@@ -52,7 +55,13 @@ const events = createRoute({
   ),
 });
 
-export type EventRouteDeps = { sql: Sql; feed: InboxWaiters; log: (line: Record<string, unknown>) => void };
+export type EventRouteDeps = {
+  sql: Sql;
+  feed: InboxWaiters;
+  log: (line: Record<string, unknown>) => void;
+  /** Re-checks, while a stream is open, the API key behind a token from POST /fmsg/token. */
+  mintedTokens?: MintedTokenCheck;
+};
 
 export function eventRoutes(deps: EventRouteDeps) {
   const { sql, feed } = deps;
@@ -70,13 +79,24 @@ export function eventRoutes(deps: EventRouteDeps) {
     if (stream) {
       // The stream is ended by the client, a failed write, or shutdown; heartbeats keep it busy.
       extendRequestTimeout(c, 0);
+      const standing = tokenStanding(c, deps.mintedTokens);
       return streamSSE(c, async (out) => {
         const gone = new AbortController();
         out.onAbort(() => gone.abort());
         c.req.raw.signal.addEventListener("abort", () => gone.abort(), { once: true });
         let cursor = since;
         await out.write(": fmsg event stream\n\n");
+        let lastWrite = Date.now();
+        let keyCheckedAt = lastWrite;
         while (!gone.signal.aborted && !feed.isClosed) {
+          // Like a WebSocket, the stream ends when its token runs out or its API key stops standing
+          // behind it; the client's reconnect then meets the 401 every other request gets.
+          if (Date.now() >= standing.expiresAt) return void (await out.write(": token expired\n\n"));
+          if (standing.keyCheck && Date.now() - keyCheckedAt >= KEY_SWEEP_MS) {
+            // A key state that cannot be read keeps the stream (a database blip must not cut them all).
+            if (!(await standing.keyCheck().catch(() => true))) return void (await out.write(": api key revoked\n\n"));
+            keyCheckedAt = Date.now();
+          }
           let page: FeedEvent[];
           try {
             page = await readEvents(sql, identity, cursor, PAGE);
@@ -86,10 +106,18 @@ export function eventRoutes(deps: EventRouteDeps) {
             return;
           }
           for (const e of page) await out.writeSSE({ id: String(e.seq), event: e.kind, data: JSON.stringify(e) });
-          if (page.length > 0) cursor = page[page.length - 1]!.seq;
+          if (page.length > 0) {
+            cursor = page[page.length - 1]!.seq;
+            lastWrite = Date.now();
+          }
           if (page.length === PAGE) continue;
-          const news = await feed.wait(identity, cursor, HEARTBEAT_MS, gone.signal);
-          if (news === null && !gone.signal.aborted && !feed.isClosed) await out.write(": heartbeat\n\n");
+          const now = Date.now();
+          const until = Math.min(lastWrite + HEARTBEAT_MS, standing.expiresAt, standing.keyCheck ? keyCheckedAt + KEY_SWEEP_MS : Infinity);
+          const news = await feed.wait(identity, cursor, Math.max(1, until - now), gone.signal);
+          if (news === null && !gone.signal.aborted && !feed.isClosed && Date.now() - lastWrite >= HEARTBEAT_MS) {
+            await out.write(": heartbeat\n\n");
+            lastWrite = Date.now();
+          }
         }
       });
     }

@@ -2,14 +2,13 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { WebSocketQuery } from "../../contract/requests.ts";
 import { upgradeToWebSocket } from "../../lib/bun.ts";
-import { verifiedTokenExpiry } from "../../lib/jwt.ts";
-import { KEY_SWEEP_MS, type InboxSockets } from "../../realtime/inbox-sockets.ts";
+import type { InboxSockets } from "../../realtime/inbox-sockets.ts";
 import type { MintedTokenCheck } from "../api-key-tokens.ts";
 import type { AppEnv } from "../app-env.ts";
-import { bearerCredentials, bearerValue } from "../auth.ts";
 import { ApiError } from "../errors.ts";
 import { answers, BEARER } from "../openapi.ts";
 import { PROFILE_HEADER } from "../profile.ts";
+import { tokenStanding } from "../token-standing.ts";
 import { refuseInvalid } from "../validation.ts";
 
 const openWebSocket = createRoute({
@@ -48,13 +47,11 @@ export function webSocketRoutes(sockets: InboxSockets, mintedTokens?: MintedToke
   return new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid }).openapi(openWebSocket, (c) => {
     if (!isHandshake(c)) throw notAHandshake();
     // The token passed the auth middleware; its exp bounds the socket's life (none: close at once).
-    const token = bearerValue(bearerCredentials(c)) ?? "";
-    const expiresAt = (verifiedTokenExpiry(token) ?? 0) * 1000;
     // The key sweep runs every KEY_SWEEP_MS and accepts key states that old: closed within 5 s.
-    const keyCheck = mintedTokens?.standingCheck(token, KEY_SWEEP_MS) ?? undefined;
+    const { expiresAt, keyCheck } = tokenStanding(c, mintedTokens);
     const { identity: address, profile } = c.var;
     // Bun writes the 101 itself, past the middleware that names the profile on every other answer.
-    const upgraded = upgradeToWebSocket(c, (peer) => sockets.add({ address, profile, expiresAt, keyCheck, peer }), { [PROFILE_HEADER]: profile });
+    const upgraded = upgradeToWebSocket(c, (peer) => sockets.add({ address, profile, expiresAt, keyCheck: keyCheck ?? undefined, peer }), { [PROFILE_HEADER]: profile });
     if (!upgraded) throw notAHandshake();
     c.set("switchedProtocols", true);
     return upgraded;
