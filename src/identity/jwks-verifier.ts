@@ -1,5 +1,6 @@
 // Identity-provider tokens (docs/API.md "Authentication"): EdDSA (Ed25519) JWTs verified against the provider's JWKS, keys cached by kid.
 import { compactVerify, createLocalJWKSet, errors, type CryptoKey, type JSONWebKeySet, type JWSHeaderParameters } from "jose";
+import { cappedText } from "../lib/capped-body.ts";
 import { checkTokenTimes, type JwtClaims, type VerifyResult } from "../lib/jwt.ts";
 
 export type IdentityProvider = {
@@ -95,8 +96,7 @@ class ProviderKeys {
       await res.body?.cancel();
       throw new Error(`JWKS answered HTTP ${res.status}`);
     }
-    const text = await res.text();
-    if (text.length > MAX_JWKS_BYTES) throw new Error("JWKS is larger than 1 MiB");
+    const text = await cappedText(res, MAX_JWKS_BYTES);
     const body: unknown = JSON.parse(text);
     const listed = body !== null && typeof body === "object" && "keys" in body && Array.isArray(body.keys) ? (body.keys as unknown[]) : null;
     if (!listed) throw new Error("JWKS has no keys array");

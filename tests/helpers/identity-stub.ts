@@ -1,11 +1,16 @@
 // A stand-in fmsgid (a separate program in production): answers per address, counts requests.
-export type StubAnswer = "accepting" | "not_accepting" | "unknown" | "error" | "garbage" | "slow";
+import { endlessBody } from "./endless-body.ts";
+
+/** "endless": 200 and a body of whitespace that never ends (a hostile or broken service). */
+export type StubAnswer = "accepting" | "not_accepting" | "unknown" | "error" | "garbage" | "slow" | "endless";
 
 export type IdentityStub = {
   url: string;
   set(address: string, answer: StubAnswer): void;
   /** Requests seen per lower-cased address. */
   requests(address: string): number;
+  /** Bytes the "endless" answers handed over so far. */
+  endlessSent(): number;
   /** Releases every request held by "slow". */
   releaseSlow(): void;
   stop(): Promise<void>;
@@ -15,6 +20,7 @@ export function startIdentityStub(defaultAnswer: StubAnswer = "accepting"): Iden
   const answers = new Map<string, StubAnswer>();
   const counts = new Map<string, number>();
   let release: (() => void)[] = [];
+  const endless = endlessBody();
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -39,6 +45,8 @@ export function startIdentityStub(defaultAnswer: StubAnswer = "accepting"): Iden
         case "slow":
           await new Promise<void>((resolve) => release.push(resolve));
           return Response.json({ address, acceptingNew: true });
+        case "endless":
+          return endless.response();
       }
     },
   });
@@ -46,6 +54,7 @@ export function startIdentityStub(defaultAnswer: StubAnswer = "accepting"): Iden
     url: server.url.toString().replace(/\/$/, ""),
     set: (address, answer) => answers.set(address.toLowerCase(), answer),
     requests: (address) => counts.get(address.toLowerCase()) ?? 0,
+    endlessSent: () => endless.sent,
     releaseSlow: () => {
       for (const r of release) r();
       release = [];

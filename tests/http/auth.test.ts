@@ -201,6 +201,16 @@ describe("identity service (fmsgid)", () => {
     expect(await res.json()).toEqual({ error: "identity service unavailable" });
   });
 
+  test("fmsgid answers 200 and a body without end → 503, having read no more than a small answer", async () => {
+    stub.set("@endless@example.com", "endless");
+    const res = await s.request("GET", "/fmsg", { as: "@endless@example.com" });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ error: "identity service unavailable" });
+    // The server gave up after 64 KiB: what the stub handed over is that plus socket buffers, not
+    // the gigabytes a reader that holds the whole answer takes in until its 3 s timeout.
+    expect(stub.endlessSent()).toBeLessThan(32 * 1024 * 1024);
+  });
+
   test("positive answers are cached: a second request costs no fmsgid request", async () => {
     const addr = "@cached@example.com";
     expect((await s.request("GET", "/fmsg", { as: addr })).status).toBe(200);

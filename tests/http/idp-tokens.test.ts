@@ -5,6 +5,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWT
 import { authenticateBearer } from "../../src/http/auth.ts";
 import { jwksVerifier, type IdentityProvider } from "../../src/identity/jwks-verifier.ts";
 import { signJwt } from "../../src/lib/jwt.ts";
+import { endlessBody } from "../helpers/endless-body.ts";
 import { startIdentityStub, type IdentityStub } from "../helpers/identity-stub.ts";
 import { startTestServer, TEST_KEY, type TestServer } from "../helpers/server.ts";
 
@@ -203,6 +204,26 @@ describe("the server when the JWKS cannot be fetched and no key is held", () => 
 
   test("HS256 tokens are unaffected by the provider's outage", async () => {
     expect((await cold.request("GET", "/fmsg", { as: "@hs256@example.com" })).status).toBe(200);
+  });
+});
+
+describe("a JWKS endpoint that answers 200 and a body without end", () => {
+  const endless = endlessBody();
+  let server: ReturnType<typeof Bun.serve>;
+  let cold: TestServer;
+  beforeAll(async () => {
+    server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => endless.response() });
+    cold = await startTestServer({ env: { FMSG_JWT_JWKS_URL: `http://127.0.0.1:${server.port}/jwks.json`, FMSG_JWT_ISSUER: ISSUER } });
+  });
+  afterAll(async () => {
+    await cold?.stop();
+    await server?.stop(true);
+  });
+
+  test("an EdDSA token → 401 keys unavailable, the server having read no more than 1 MiB of it", async () => {
+    await expect401(await withToken(cold, await idpToken(keyA, claims())), "identity provider keys unavailable");
+    expect(endless.sent).toBeGreaterThan(0);
+    expect(endless.sent).toBeLessThan(32 * 1024 * 1024);
   });
 });
 
