@@ -117,7 +117,7 @@ export const Readiness = z
 
 export const TokenGrant = z
   .object({
-    access_token: z.string().meta({ description: "A bearer token for every other /fmsg route (HS256 JWT carrying `api_key_id`)." }),
+    access_token: z.string().meta({ description: "A bearer token for every other /fmsg route (HS256 JWT carrying `api_key_id` and `api_key_gen`)." }),
     token_type: z.literal("Bearer"),
     expires_in: z.number().int().min(1).meta({ description: "Seconds until it expires." }),
     expires_at: rfc3339.meta({ description: "When it expires (RFC 3339 UTC): never after the key's own expiry." }),

@@ -10,21 +10,28 @@ export const KEY_STATE_MAX_AGE_MS = 5_000;
 const MAX_KEYS = 10_000;
 const MAX_TOKENS = 10_000;
 
-type Minted = { keyId: string; iat: number };
+/** `generation`: that of the secret the token was minted from (see mintedClaims). */
+type Minted = { keyId: string; generation: number };
 type Cached = { loadedAt: number; state: Promise<ApiKeyState | null> };
 
-/** The api_key_id and iat of an HS256 token (already verified by the caller), or null for other tokens. */
+/**
+ * The api_key_id and secret generation of an HS256 token (already verified by the caller), or null
+ * for other tokens. The generation is the `api_key_gen` claim: read from the same row as the secret
+ * that matched, so a token minted while a rotation was still uncommitted carries the old generation,
+ * whatever the clocks say. Tokens minted before that claim existed fall back to `iat`.
+ */
 function mintedClaims(token: string): Minted | null {
   const [head = "", body = ""] = token.split(".");
   try {
     const header = JSON.parse(Buffer.from(head, "base64url").toString("utf8")) as { alg?: unknown };
     if (header.alg !== "HS256") return null;
-    const claims = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as { api_key_id?: unknown; iat?: unknown };
+    const claims = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as { api_key_id?: unknown; api_key_gen?: unknown; iat?: unknown };
     if (claims.api_key_id === undefined) return null;
-    // A minted token always has both; one without a usable iat can never be shown to postdate a rotation.
+    // A minted token always has them; one without a usable generation can never be shown to postdate a rotation.
     const keyId = typeof claims.api_key_id === "string" ? claims.api_key_id : "";
-    const iat = typeof claims.iat === "number" && Number.isFinite(claims.iat) ? claims.iat : Number.NEGATIVE_INFINITY;
-    return { keyId, iat };
+    const finite = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+    const generation = claims.api_key_gen !== undefined ? finite(claims.api_key_gen) : finite(claims.iat);
+    return { keyId, generation: generation ?? Number.NEGATIVE_INFINITY };
   } catch {
     return null;
   }
@@ -87,7 +94,7 @@ export class MintedTokenCheck {
       state === null ||
       state.revokedAt !== null ||
       (state.expiresAt !== null && state.expiresAt.getTime() <= now) ||
-      keyGeneration(state.rotatedAt) > minted.iat
+      keyGeneration(state.rotatedAt) > minted.generation
     );
   }
 

@@ -97,4 +97,17 @@ describe("MintedTokenCheck", () => {
     expect(await refusal(check.refuseStale(header))).toBeNull();
     expect(reads).toBe(2);
   });
+
+  test("api_key_gen decides over iat: a token of the old secret with a late iat is refused; one of the new secret passes", async () => {
+    const rotatedAt = new Date(T0 - 1_500);
+    const { check } = setup({ rotatedAt, revokedAt: null, expiresAt: null });
+    const generation = Math.ceil(rotatedAt.getTime() / 1000);
+    const late = T0 / 1000 + 10; // minted after the rotation by the clock, from the secret before it
+    expect(await refusal(check.refuseStale(bearer({ iat: late, api_key_id: "AAAAAAAAAAAA", api_key_gen: generation - 1 })))).toBe("api key revoked");
+    expect(await refusal(check.refuseStale(bearer({ iat: late, api_key_id: "AAAAAAAAAAAA", api_key_gen: generation })))).toBeNull();
+    // Without the claim (a token of an earlier version) iat decides, as before.
+    expect(await refusal(check.refuseStale(bearer({ iat: late, api_key_id: "AAAAAAAAAAAA" })))).toBeNull();
+    expect(await refusal(check.refuseStale(bearer({ iat: generation - 1, api_key_id: "AAAAAAAAAAAA" })))).toBe("api key revoked");
+    expect(await refusal(check.refuseStale(bearer({ iat: late, api_key_id: "AAAAAAAAAAAA", api_key_gen: "x" })))).toBe("api key revoked");
+  });
 });

@@ -93,13 +93,16 @@ export function tokenRoutes(deps: TokenDeps) {
     await checkIdentity(deps.identity, key.address);
 
     const nowSeconds = Math.floor(nowMs / 1000);
-    // iat is never before the current secret's generation, so the check in front of the other
-    // routes (src/http/api-key-tokens.ts) tells this token from one minted before a rotation.
-    const iat = Math.max(nowSeconds, keyGeneration(key.rotatedAt));
+    // api_key_gen names the generation of the secret that matched (read in the same row), so the
+    // check in front of the other routes (src/http/api-key-tokens.ts) tells this token from one of a
+    // newer secret even when a rotation committed after this read began before this clock second.
+    // iat stays no earlier than it, as tokens without the claim are judged by iat.
+    const generation = keyGeneration(key.rotatedAt);
+    const iat = Math.max(nowSeconds, generation);
     const keyEnd = key.expiresAt === null ? Number.POSITIVE_INFINITY : Math.floor(key.expiresAt.getTime() / 1000);
     const exp = Math.min(nowSeconds + deps.tokenTtl, keyEnd);
     if (exp <= nowSeconds) throw invalid(); // the key ends within this second
-    const token = signJwt({ sub: key.address, iat, exp, iss: deps.domain ?? "fmsg-webapi", api_key_id: key.keyId }, deps.jwtKey);
+    const token = signJwt({ sub: key.address, iat, exp, iss: deps.domain ?? "fmsg-webapi", api_key_id: key.keyId, api_key_gen: generation }, deps.jwtKey);
     // Bookkeeping only: a failure here never costs the client its token.
     touchApiKey(deps.sql, key.keyId).catch((err: unknown) => {
       deps.log({ level: "warn", msg: "could not record an API key's use", keyId: key.keyId, error: String(err) });
