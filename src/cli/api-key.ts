@@ -40,7 +40,21 @@ export async function rotateApiKeySecret(sql: Sql, keyId: string): Promise<{ key
   return info ? { key: formatApiKey(keyId, secret), info } : null;
 }
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
+
+/**
+ * Milliseconds of an RFC 3339 time, or NaN. Each field must exist on the calendar: Date.parse rolls
+ * 2027-02-30 over to March 2 and 24:00 to the next day, which would quietly change what was asked.
+ */
+function parseRfc3339(text: string): number {
+  const m = RFC3339.exec(text);
+  if (!m) return Number.NaN;
+  // "Z" has no offset fields: they count as 0.
+  const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = [m[1], m[2], m[3], m[4], m[5], m[6], m[8], m[9]].map((v) => Number(v ?? 0)) as number[];
+  const daysInMonth = new Date(Date.UTC(year!, month!, 0)).getUTCDate();
+  const fits = month! >= 1 && month! <= 12 && day! >= 1 && day! <= daysInMonth && hour! <= 23 && minute! <= 59 && second! <= 59 && offsetHours! <= 23 && offsetMinutes! <= 59;
+  return fits ? Date.parse(text) : Number.NaN;
+}
 
 /** Seconds-precision UTC, the way the table shows times. */
 const shownTime = (d: Date | null) => (d === null ? "-" : d.toISOString().replace(/\.\d{3}Z$/, "Z"));
@@ -89,7 +103,7 @@ function createOptions(args: string[]) {
     expiresAt = new Date(Date.now() + seconds * 1000);
   }
   if (values.expires !== undefined) {
-    const ms = RFC3339.test(values.expires) ? Date.parse(values.expires) : Number.NaN;
+    const ms = parseRfc3339(values.expires);
     if (Number.isNaN(ms)) throw new CommandError(`--expires must be an RFC 3339 time such as 2027-01-31T00:00:00Z, got "${values.expires}"`);
     if (ms <= Date.now()) throw new CommandError(`--expires is in the past: ${values.expires}`);
     expiresAt = new Date(ms);

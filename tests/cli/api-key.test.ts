@@ -112,11 +112,21 @@ describe.skipIf(EMBEDDED)("configured mode (PostgreSQL)", () => {
     expect(again.err).toContain(keyId);
   });
 
+  test("--expires on a leap day with an offset is taken as written", async () => {
+    const r = await apiKey(["create", "@leap@example.com", "--expires", "2096-02-29T12:00:00+02:00", "--json"], env);
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.out) as { expires_at: string }).expires_at).toBe("2096-02-29T10:00:00.000Z");
+  });
+
   test.each([
     [["create", "alice"], "not a valid address"],
     [["create", "@alice@elsewhere.org"], "FMSG_DOMAIN"],
     [["create", "@alice@example.com", "--ttl", "forever"], "--ttl"],
     [["create", "@alice@example.com", "--expires", "2001-01-01T00:00:00Z"], "past"],
+    [["create", "@alice@example.com", "--expires", "2099-02-30T00:00:00Z"], "RFC 3339"],
+    [["create", "@alice@example.com", "--expires", "2099-04-31T00:00:00Z"], "RFC 3339"],
+    [["create", "@alice@example.com", "--expires", "2099-01-01T24:00:00Z"], "RFC 3339"],
+    [["create", "@alice@example.com", "--expires", "2099-01-01T00:00:00+25:00"], "RFC 3339"],
     [["create", "@alice@example.com", "--cidr", "10.0.0.0/33"], "--cidr"],
     [["revoke", "NoSuchKey000000"], "no API key NoSuchKey000000"],
     [["rotate", "short"], "not a key id"],
