@@ -1,4 +1,5 @@
 // Serving stored files: safe headers, strong ETag / 304, single byte ranges / 206 / 416, JSON 404s.
+import type { Context } from "hono";
 import { open, type FileHandle } from "node:fs/promises";
 import { contentDisposition } from "../domain/filename.ts";
 import { downloadContentType } from "../domain/media-type.ts";
@@ -39,8 +40,11 @@ export type Download = {
 /** Where a download's size, validator and bytes come from. */
 type Source = {
   info: FileInfo;
-  /** The bytes from `start` to `end` (inclusive); `whole` when no Range was asked for at all. */
-  body(start: number, end: number, whole: boolean): Promise<Blob | Uint8Array | ReadableStream<Uint8Array>>;
+  /**
+   * The bytes from `start` to `end` (inclusive), for an answer of `status` (200 or 206) to a request
+   * with or without a Range header (`rangeAsked`).
+   */
+  body(start: number, end: number, status: 200 | 206, rangeAsked: boolean): Promise<Blob | Uint8Array | ReadableStream<Uint8Array>>;
   /** Gives up the source when no body is sent (a 304, a 416, a HEAD). */
   close(): void;
 };
@@ -52,12 +56,16 @@ async function pathSource(path: string): Promise<Source | null> {
   const file = Bun.file(path);
   return {
     info,
-    // Bun applies a request's Range to a file body on its own reading of the header: a reversed
-    // range starting past the end became its own 416, empty, while this answer (and its log line)
-    // said 200. A Range ignored here gets the whole file through a plain stream: Bun knows
-    // file.stream() as the file and would cut that too.
-    body: async (start, end, whole) =>
-      start === 0 && end === info.size - 1 ? (whole ? file : file.stream().pipeThrough(new TransformStream())) : file.slice(start, end + 1),
+    // Bun 1.4.5 applies a request's Range itself, on its own reading of the header, to a 200 whose
+    // body is a whole file (measured: also to file.slice(0, size) and to file.stream()): a reversed
+    // range starting past the end became its own empty 416 while this answer (and its log line)
+    // said 200. It leaves a 206 alone, and a slice that is not the whole file. So: the whole file
+    // as it is for a 200 without Range and for a 206 of all of it; for a Range ignored here (a 200),
+    // a slice reaching one byte past the end, which Bun serves as it is and which ends where the
+    // file does (a sent message's file never grows). Each keeps its Content-Length, which a stream
+    // past a few KiB loses (tests/http/attachments.test.ts checks both).
+    body: async (start, end, status, rangeAsked) =>
+      start === 0 && end === info.size - 1 ? (status === 206 || !rangeAsked ? file : file.slice(0, info.size + 1)) : file.slice(start, end + 1),
     close: () => {},
   };
 }
@@ -151,13 +159,13 @@ export function parseRange(header: string | undefined, size: number): Range {
  * Serves the file `find` names. A draft's file that is gone when opened was most likely replaced
  * since its row was read: the row is read once more before the answer is 404.
  */
-export async function serveDownload(req: Request, find: () => Promise<Download>): Promise<Response> {
+export async function serveDownload(c: Context, find: () => Promise<Download>): Promise<Response> {
   let d = await find();
   let source = await sourceOf(d);
   // Read again, the answer's type and name come from the row that named the file served.
   if (!source && d.draft) source = await sourceOf((d = await find()));
   if (!source) throw new ApiError(404, d.missing);
-  return await answer(req, d, source);
+  return await answer(c, d, source);
 }
 
 async function sourceOf(d: Download): Promise<Source | null> {
@@ -170,7 +178,18 @@ async function sourceOf(d: Download): Promise<Source | null> {
   return d.draft ? handleSource(path) : pathSource(path);
 }
 
-async function answer(req: Request, d: Download, source: Source): Promise<Response> {
+/**
+ * The answer, built by Hono's c.body() so that it carries the headers the middleware set before the
+ * route ran (request id, profile, rate limit). A Response built here would lack them, and each one
+ * the middleware then added would make Hono wrap the whole response again, its body becoming a
+ * stream of the file: Bun applies a request's Range to that as well (see pathSource).
+ */
+function reply(c: Context, body: Blob | Uint8Array | ReadableStream<Uint8Array> | string | null, status: number, headers: Headers): Response {
+  return c.body(body as never, { status, headers } as never);
+}
+
+async function answer(c: Context, d: Download, source: Source): Promise<Response> {
+  const req = c.req.raw;
   const { info } = source;
   const headers = new Headers({
     "Content-Type": downloadContentType(d.type),
@@ -184,7 +203,7 @@ async function answer(req: Request, d: Download, source: Source): Promise<Respon
   const inm = req.headers.get("if-none-match");
   if (inm !== null && etagMatches(inm, info.etag)) {
     source.close();
-    return new Response(null, { status: 304, headers });
+    return reply(c, null, 304, headers);
   }
 
   const ifRange = req.headers.get("if-range");
@@ -194,7 +213,7 @@ async function answer(req: Request, d: Download, source: Source): Promise<Respon
     headers.set("Content-Range", `bytes */${info.size}`);
     headers.set("Content-Type", "application/json");
     headers.delete("Content-Disposition");
-    return new Response(JSON.stringify({ error: "range not satisfiable" }), { status: 416, headers });
+    return reply(c, JSON.stringify({ error: "range not satisfiable" }), 416, headers);
   }
   const { start, end } = range ?? { start: 0, end: info.size - 1 };
   const status = range ? 206 : 200;
@@ -202,7 +221,7 @@ async function answer(req: Request, d: Download, source: Source): Promise<Respon
   headers.set("Content-Length", String(end - start + 1));
   if (info.size === 0 || req.method === "HEAD") {
     source.close();
-    return new Response(info.size === 0 ? "" : null, { status, headers });
+    return reply(c, info.size === 0 ? "" : null, status, headers);
   }
-  return new Response(await source.body(start, end, !req.headers.has("range")), { status, headers });
+  return reply(c, await source.body(start, end, status, req.headers.has("range")), status, headers);
 }

@@ -19,8 +19,9 @@ export function announceProfile(hostDefault: Profile): MiddlewareHandler<AppEnv>
     // Hono would wrap the whole response once more).
     c.header(PROFILE_HEADER, hostDefault);
     await next();
-    // Answers a handler built itself (downloads) did not pass through c.header().
-    if (c.res.headers.get(PROFILE_HEADER) !== c.get("profile")) c.header(PROFILE_HEADER, c.get("profile"));
+    // An answer built without c.header()'s headers (the WebSocket's). Set on the answer itself:
+    // c.header() now would make Hono wrap the whole response again.
+    if (c.res.headers.get(PROFILE_HEADER) !== c.get("profile")) c.res.headers.set(PROFILE_HEADER, c.get("profile"));
   };
 }
 

@@ -76,12 +76,14 @@ export type RateStore = Store<AppEnv>;
 
 const secondsUntil = (time: Date | undefined) => (time ? Math.max(0, Math.ceil((time.getTime() - Date.now()) / 1000)) : 0);
 
-function setRateLimitHeaders(c: Context<AppEnv>, policy: string): void {
+/** The RateLimit headers, through c.header() (before the answer exists) or onto `answer` itself. */
+function setRateLimitHeaders(c: Context<AppEnv>, policy: string, answer?: Headers): void {
   const info = c.get("rateLimit");
-  c.header("RateLimit-Limit", String(info.limit));
-  c.header("RateLimit-Remaining", String(info.remaining));
-  c.header("RateLimit-Reset", String(secondsUntil(info.resetTime)));
-  c.header("RateLimit-Policy", policy);
+  const set = answer ? (name: string, value: string) => answer.set(name, value) : (name: string, value: string) => c.header(name, value);
+  set("RateLimit-Limit", String(info.limit));
+  set("RateLimit-Remaining", String(info.remaining));
+  set("RateLimit-Reset", String(secondsUntil(info.resetTime)));
+  set("RateLimit-Policy", policy);
 }
 
 /** The `next` handed to the library's middleware: the rest of the request runs after it returns. */
@@ -120,7 +122,8 @@ export function rateLimit(opts: RateLimitOptions & { store?: RateStore }): Middl
     // Set before the route runs, so c.json() answers and app.onError's take them as they are built.
     setRateLimitHeaders(c, policy);
     await next();
-    // A response the handler built itself (a download) did not take them.
-    if (!c.res.headers.has("RateLimit-Limit")) setRateLimitHeaders(c, policy);
+    // An answer built without them (the WebSocket's): set on it, as c.header() now would make Hono
+    // wrap the whole response again, once per header.
+    if (!c.res.headers.has("RateLimit-Limit")) setRateLimitHeaders(c, policy, c.res.headers);
   };
 }

@@ -73,8 +73,9 @@ export function requestLog(log: Logger, metrics: Metrics | null): MiddlewareHand
 
 function logRequest(c: Context<AppEnv>, started: number, log: Logger, metrics: Metrics | null): void {
   const requestId = c.get("requestId");
-  // Responses a handler built itself (downloads) did not take the header set before it ran.
-  if (!c.res.headers.has("X-Request-Id")) c.header("X-Request-Id", requestId);
+  // An answer built without the header set before the route ran (the WebSocket's); set on the
+  // answer itself, since c.header() now would make Hono wrap the whole response again.
+  if (!c.res.headers.has("X-Request-Id")) c.res.headers.set("X-Request-Id", requestId);
   // The first route with a method is the handler that answered (or would have, when
   // middleware refused first); middleware (method ALL, e.g. "/*") and later matches such as
   // "/fmsg/:id" for /fmsg/wait are not it.

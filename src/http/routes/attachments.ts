@@ -136,7 +136,7 @@ export function attachmentRoutes(deps: MessageDeps) {
     })
     .openapi(download, async (c) => {
       const { id, filename } = c.req.valid("param");
-      return serveDownload(c.req.raw, async () => {
+      return serveDownload(c, async () => {
         const m = await visibleMessage(deps, c.get("identity"), id);
         const a = await findAttachment(deps.sql, id, filename);
         if (!a) throw new ApiError(404, "attachment not found");

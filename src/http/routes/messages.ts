@@ -244,7 +244,7 @@ export function messageRoutes(deps: MessageDeps) {
       return answerOnce(c, deps.sql, keyed, (added: number) => ({ status: 200, body: { id, added } }), write);
     })
     .openapi(downloadBody, async (c) => {
-      return serveDownload(c.req.raw, async () => {
+      return serveDownload(c, async () => {
         const m = await visibleMessage(deps, c.get("identity"), c.req.valid("param").id);
         return {
           dataDir: deps.dataDir,
