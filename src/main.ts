@@ -9,6 +9,7 @@ import { migrate } from "./db/schema.ts";
 import { isValidAddress } from "./domain/address.ts";
 import { prepareEmbeddedDefaults, SAMPLE_ADDRESS } from "./embedded-defaults.ts";
 import { jsonLogger } from "./http/request-log.ts";
+import { stdoutLogWriter } from "./lib/log-output.ts";
 import { mintToken } from "./lib/jwt.ts";
 import { startServer, StartupError } from "./server.ts";
 import { apiKeyCommand } from "./cli/api-key.ts";
@@ -65,7 +66,7 @@ function fail(message: string): never {
 async function serve(env: Env): Promise<void> {
   const embedded = configuredModeSelected(env) ? null : await prepareEmbeddedDefaults();
   const config = loadConfig(env, embedded ?? undefined);
-  const log = jsonLogger(config.log === "info");
+  const log = jsonLogger(config.log === "info", stdoutLogWriter());
   // Whichever way the process exits, the lines still held for the end of this turn are written first.
   process.on("exit", () => log.flush());
   const server = await startServer(config, { log });
