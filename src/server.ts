@@ -13,6 +13,7 @@ import { checkSchema, type SchemaReport } from "./db/schema-check.ts";
 import { retryLocalDeliveries } from "./delivery/local-delivery.ts";
 import type { Profile } from "./domain/profile.ts";
 import { Metrics } from "./http/metrics.ts";
+import { RETRY_AFTER_SECONDS } from "./http/errors.ts";
 import { openApiDocument } from "./http/openapi.ts";
 import { unpark } from "./http/parked.ts";
 import { RedisRateStore } from "./http/rate-store-redis.ts";
@@ -32,6 +33,9 @@ import { armCrashPoint } from "./lib/crash-point.ts";
 import { ensureDir } from "./storage/atomic-file.ts";
 import { sweepDataDir, sweepGraceMs } from "./storage/sweep.ts";
 import { shortTextCache } from "./messages/read-messages.ts";
+
+/** File-system failures Bun can meet serving a file after the route answered: the storage's, not a bug. */
+const STORAGE_FAULT_CODES = new Set(["EMFILE", "ENFILE", "EIO", "EACCES", "ENOMEM"]);
 
 /**
  * Bun's idle timeout for every connection. Only /fmsg/wait extends its own: a global 0 would turn off
@@ -177,6 +181,14 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       fetch: (req: Request, server: Server<undefined>) => unpark(app.fetch(req, { server })),
       websocket: webSocketHandler,
       error: (err: Error) => {
+        // A sent file is opened by Bun itself once the route has answered; out of descriptors
+        // (EMFILE, ENFILE) or a failing disk there is the storage's fault, answered as every
+        // other route answers it (503 storage unavailable, Retry-After), not a 500.
+        const code = (err as { code?: unknown } | null)?.code;
+        if (typeof code === "string" && STORAGE_FAULT_CODES.has(code)) {
+          log({ level: "warn", msg: "storage unavailable", error: String(err) });
+          return Response.json({ error: "storage unavailable" }, { status: 503, headers: { "Retry-After": RETRY_AFTER_SECONDS } });
+        }
         log({ level: "error", msg: "unhandled server error", error: String(err?.stack ?? err) });
         return Response.json({ error: "internal server error" }, { status: 500 });
       },

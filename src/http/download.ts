@@ -4,7 +4,7 @@ import { open, type FileHandle } from "node:fs/promises";
 import { contentDisposition } from "../domain/filename.ts";
 import { downloadContentType } from "../domain/media-type.ts";
 import { insideReal } from "../storage/data-dir.ts";
-import { fileInfo, infoOf, type FileInfo } from "../storage/file-info.ts";
+import { absentOrFault, fileInfo, infoOf, type FileInfo } from "../storage/file-info.ts";
 import { ApiError } from "./errors.ts";
 
 const bytes = { "*/*": { schema: { type: "string" as const, contentMediaType: "application/octet-stream" } } };
@@ -87,8 +87,8 @@ async function handleSource(path: string): Promise<Source | null> {
   let fh: FileHandle;
   try {
     fh = await open(path, "r");
-  } catch {
-    return null;
+  } catch (err) {
+    return absentOrFault(err); // out of descriptors is a 503, not "not available"
   }
   const close = () => void fh.close().catch(() => {});
   const info = await fh.stat({ bigint: true }).then(infoOf, () => null);
@@ -172,8 +172,8 @@ async function sourceOf(d: Download): Promise<Source | null> {
   let path: string;
   try {
     path = await insideReal(d.dataDir, d.filepath);
-  } catch {
-    return null; // a row pointing outside FMSG_DATA_DIR is never followed
+  } catch (err) {
+    return absentOrFault(err); // a row pointing outside FMSG_DATA_DIR is never followed
   }
   return d.draft ? handleSource(path) : pathSource(path);
 }

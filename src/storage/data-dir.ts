@@ -99,6 +99,11 @@ async function insideRoot(dataDir: string, path: string, root: string): Promise<
       return full;
     } catch (err) {
       if (err instanceof UnsafePathError) throw err;
+      // Only a part that does not exist yet is looked past. Any other failure (out of descriptors:
+      // EMFILE) is thrown: walking up past it reached a folder above the root, and a file inside
+      // was taken for one outside it (404 for a file that is there).
+      const code = (err as { code?: unknown }).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
       const parent = dirname(probe);
       if (parent === probe) return full;
       probe = parent;

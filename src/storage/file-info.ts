@@ -1,16 +1,32 @@
 // Size and a strong validator of a stored file, read through the data-directory safety check.
 import type { BigIntStats } from "node:fs";
 import { stat } from "node:fs/promises";
-import { insideReal, resolvedInside } from "./data-dir.ts";
+import { insideReal, resolvedInside, UnsafePathError } from "./data-dir.ts";
+import { storageError } from "./errors.ts";
+
+/** The failures that mean "no such file here" (or one outside the data directory), as opposed to a failing disk. */
+const ABSENT_CODES = new Set(["ENOENT", "ENOTDIR", "ELOOP", "EISDIR"]);
+
+/**
+ * null for a file that is not there; a storage error (503) for everything else: out of descriptors
+ * (EMFILE), EIO, EACCES… Taking those for "missing" answered 404 "message data not available" for a
+ * body that exists, and showed it as such in threads, while a retry would have found it.
+ */
+export function absentOrFault(err: unknown): null {
+  if (err instanceof UnsafePathError) return null;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && ABSENT_CODES.has(code)) return null;
+  throw storageError(err);
+}
 
 export type FileInfo = { size: number; etag: string };
 
-/** Size and a strong validator. A replaced draft body is a new inode (rename), so the tag changes. */
+/** Size and a strong validator (null when missing; a failing disk throws). A replaced draft body is a new inode (rename), so the tag changes. */
 export async function fileInfo(path: string): Promise<FileInfo | null> {
   try {
     return infoOf(await stat(path, { bigint: true }));
-  } catch {
-    return null;
+  } catch (err) {
+    return absentOrFault(err);
   }
 }
 
@@ -20,19 +36,19 @@ export function infoOf(s: BigIntStats): FileInfo | null {
   return { size: Number(s.size), etag: `"${s.ino.toString(36)}-${s.size.toString(36)}-${s.mtimeNs.toString(36)}"` };
 }
 
-/** Real length of a stored file (for parts fmsgd stored decompressed), or null when missing. */
+/** Real length of a stored file (for parts fmsgd stored decompressed), or null when missing (a failing disk throws). */
 export async function fileSize(dataDir: string, filepath: string): Promise<number | null> {
   try {
     return (await fileInfo(await insideReal(dataDir, filepath)))?.size ?? null;
-  } catch {
-    return null;
+  } catch (err) {
+    return absentOrFault(err);
   }
 }
 
 
 /**
  * Up to `maxBytes` from the start of a stored file, and whether the file goes on past them; null
- * when it is missing or outside the data directory.
+ * when it is missing or outside the data directory (a failing disk throws a storage error).
  */
 export async function readHead(dataDir: string, filepath: string, maxBytes: number): Promise<{ bytes: Uint8Array; truncated: boolean } | null> {
   // A row pointing outside the data directory is never followed (and costs no exception here).
@@ -42,7 +58,7 @@ export async function readHead(dataDir: string, filepath: string, maxBytes: numb
     // One byte more than wanted tells whether there is more.
     const bytes = await file.slice(0, maxBytes + 1).bytes();
     return bytes.length > maxBytes ? { bytes: bytes.subarray(0, maxBytes), truncated: true } : { bytes, truncated: false };
-  } catch {
-    return null;
+  } catch (err) {
+    return absentOrFault(err);
   }
 }
