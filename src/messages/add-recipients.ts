@@ -2,6 +2,7 @@
 import { participantsOf } from "../db/audience.ts";
 import { addToCheck, lockMessage, participation } from "../db/messages.ts";
 import { insertBatch, insertBatchRecipients, insertNotifyRows, pendingBatch } from "../db/drafts.ts";
+import { beginKnown } from "../db/outcome.ts";
 import { resolveLocalRecipients } from "../delivery/local-delivery.ts";
 import { forbidden, invalid } from "../domain/errors.ts";
 import { MAX_ADD_TO_TOTAL, MAX_RECIPIENTS } from "../domain/limits.ts";
@@ -13,7 +14,7 @@ const NOT_PARTICIPANT = "only existing participants may add recipients";
 
 /** `once` (an Idempotency-Key): claimed first, so a retry is answered before the duplicate checks refuse it. */
 export async function addRecipients(deps: MessageDeps, identity: string, id: number, addresses: string[], once?: Once<number>): Promise<number> {
-  const sent = await deps.sql.begin(async (tx) => {
+  const sent = await beginKnown(deps.sql, async (tx) => {
     await once?.claim(tx);
     // Locking the message serialises add-tos, so the duplicate and total checks below cannot be raced.
     const head = await lockMessage(tx, id, identity);

@@ -13,6 +13,7 @@ import {
 } from "../db/attachments.ts";
 import { mayHaveCommitted } from "../db/errors.ts";
 import { findMessageHead, lockMessage } from "../db/messages.ts";
+import { beginKnown } from "../db/outcome.ts";
 import { invalid, notFound, tooLarge } from "../domain/errors.ts";
 import { MAX_ATTACHMENTS } from "../domain/limits.ts";
 import { SizeLimitError, stageFile, writeWithRow } from "../storage/atomic-file.ts";
@@ -81,7 +82,7 @@ export async function uploadAttachment(
 
   const size = staged.size;
   await writeWithRow("attach", staged, (path) => releaseFile(deps, id, path), (place) =>
-    deps.sql.begin(async (tx) => {
+    beginKnown(deps.sql, async (tx) => {
       // After the whole part is staged (its hash is part of the key's fingerprint), before place().
       await once?.claim(tx);
       requireOwnedDraft(await lockMessage(tx, id, identity), UPLOAD_TEXTS);
@@ -106,7 +107,7 @@ export async function uploadAttachment(
 
 export async function removeAttachment(deps: MessageDeps, identity: string, id: number, filename: string): Promise<void> {
   requireOwnedDraft(await findMessageHead(deps.sql, id, identity), DELETE_TEXTS);
-  const gone = await deps.sql.begin(async (tx) => {
+  const gone = await beginKnown(deps.sql, async (tx) => {
     requireOwnedDraft(await lockMessage(tx, id, identity), DELETE_TEXTS);
     const found = await findAttachment(tx, id, filename);
     if (!found) throw notFound("attachment not found");

@@ -17,6 +17,7 @@ import {
   type DraftFields,
 } from "../db/drafts.ts";
 import { mayHaveCommitted } from "../db/errors.ts";
+import { beginKnown, messageRowExists } from "../db/outcome.ts";
 import type { Tx } from "../db/pool.ts";
 import { forbidden, invalid, tooLarge } from "../domain/errors.ts";
 import type { MessageInput } from "../contract/requests.ts";
@@ -108,9 +109,16 @@ export async function createDraft(deps: MessageDeps, identity: string, input: Me
       (path) => releaseFile(deps, id, path),
       once === undefined && !input.add_to?.length
         ? // The row and its `to` rows are one statement, atomic by itself: no transaction around it.
-          async (place) => insertDraft(deps.sql, id, fields(await place(null)), input.to)
+          // Its answer lost with the connection, the row under the id chosen beforehand tells.
+          async (place) => {
+            try {
+              await insertDraft(deps.sql, id, fields(await place(null)), input.to);
+            } catch (err) {
+              if (!mayHaveCommitted(err) || !(await messageRowExists(deps.sql, id))) throw err;
+            }
+          }
         : (place) =>
-            deps.sql.begin(async (tx) => {
+            beginKnown(deps.sql, async (tx) => {
               // Before place(): a replayed request leaves only its temp file, which writeWithRow removes.
               await once?.claim(tx);
               await insertDraft(tx, id, fields(await place(null)), input.to);
@@ -138,7 +146,7 @@ export async function replaceDraft(deps: MessageDeps, identity: string, id: numb
     stageFile(folderOfDraft(deps.dataDir, id, before)!, bodyName(bodyExtension(input.type)), bytes),
   );
   await writeWithRow("update", body, (path) => releaseFile(deps, id, path), (place) =>
-    deps.sql.begin(async (tx) => {
+    beginKnown(deps.sql, async (tx) => {
       // Decided again under the row lock: a concurrent send or delete wins cleanly.
       const head = requireOwnedDraft(await lockMessage(tx, id, identity), UPDATE_TEXTS);
       const totals = await attachmentTotals(tx, id);

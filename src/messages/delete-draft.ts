@@ -3,6 +3,7 @@ import { lstat } from "node:fs/promises";
 import { crashPoint } from "../lib/crash-point.ts";
 import { lockMessage } from "../db/messages.ts";
 import { deleteDraftRows } from "../db/drafts.ts";
+import { beginKnown } from "../db/outcome.ts";
 import { removeTree } from "../storage/atomic-file.ts";
 import { folderOfDraft } from "../storage/data-dir.ts";
 import { requireOwnedDraft } from "./access.ts";
@@ -11,7 +12,7 @@ import type { MessageDeps } from "./context.ts";
 const DELETE_TEXTS = { notOwner: "only the owner may delete a message", sent: "sent messages cannot be deleted" };
 
 export async function deleteDraft(deps: MessageDeps, identity: string, id: number): Promise<void> {
-  const gone = await deps.sql.begin(async (tx) => {
+  const gone = await beginKnown(deps.sql, async (tx) => {
     const head = requireOwnedDraft(await lockMessage(tx, id, identity), DELETE_TEXTS);
     await deleteDraftRows(tx, id);
     return head;

@@ -1,4 +1,5 @@
 // Marking a message read (docs/API.md §10.2): the recipient's own time_read, set once.
+import { beginKnown } from "../db/outcome.ts";
 import { lockReaderState, stampRead } from "../db/read-state.ts";
 import { forbidden } from "../domain/errors.ts";
 import { messageNotFound } from "./access.ts";
@@ -8,7 +9,7 @@ export const ONLY_RECIPIENTS = "only recipients of a sent message may mark it re
 
 /** The time the identity first marked message `id` read; a repeat returns that time and writes nothing. */
 export async function markRead(deps: Pick<MessageDeps, "sql" | "wake">, identity: string, id: number): Promise<number> {
-  const { time, first } = await deps.sql.begin(async (tx) => {
+  const { time, first } = await beginKnown(deps.sql, async (tx) => {
     const state = await lockReaderState(tx, id, identity);
     if (!state) throw messageNotFound();
     // A draft exists only for its owner, and an owner who is not a recipient has nothing to read.

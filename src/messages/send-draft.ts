@@ -1,6 +1,8 @@
 // Sending a draft: time_sent, the pending batch's time and notify rows, atomically; then local delivery.
 import { findMessageHead, lockMessage, recipientsOf, type MessageHead } from "../db/messages.ts";
 import { markSent } from "../db/drafts.ts";
+import { mayHaveCommitted } from "../db/errors.ts";
+import { askUntilAnswered, beginKnown } from "../db/outcome.ts";
 import { resolveLocalRecipients } from "../delivery/local-delivery.ts";
 import { crashPoint } from "../lib/crash-point.ts";
 import { requireOwnedDraft } from "./access.ts";
@@ -25,13 +27,22 @@ export async function sendDraft(deps: MessageDeps, identity: string, id: number,
  * row lock and then match nothing, and the read after it sees the message sent).
  */
 async function sendNow(deps: MessageDeps, identity: string, id: number): Promise<number> {
-  const sent = await markSent(deps.sql, id, identity, deps.domain);
+  let sent: Awaited<ReturnType<typeof markSent>>;
+  try {
+    sent = await markSent(deps.sql, id, identity, deps.domain);
+  } catch (err) {
+    // One statement, its answer lost with the connection: the message's time_sent tells.
+    if (!mayHaveCommitted(err)) throw err;
+    const time = await askUntilAnswered(async () => (await findMessageHead(deps.sql, id, identity))?.time_sent ?? null);
+    if (time == null) throw err;
+    return time;
+  }
   return sent !== null ? sent.time : refused(await findMessageHead(deps.sql, id, identity));
 }
 
 /** The key is claimed before the row lock, and its answer recorded in the same transaction. */
 function sendOnce(deps: MessageDeps, identity: string, id: number, once: Once<number>): Promise<number> {
-  return deps.sql.begin(async (tx) => {
+  return beginKnown(deps.sql, async (tx) => {
     await once.claim(tx);
     const sent = await markSent(tx, id, identity, deps.domain);
     if (sent === null) return refused(await lockMessage(tx, id, identity));
