@@ -42,6 +42,9 @@ export function verifyJwt(token: string, key: Uint8Array, nowSeconds: number, ma
   const claims = decodeJsonPart(body);
   if (!header || !claims || !/^[A-Za-z0-9_-]+$/.test(sig)) return { ok: false, reason: "token is malformed" };
   if (header.alg !== "HS256") return { ok: false, reason: "signing method is invalid" };
+  // RFC 7515 4.1.11: a token naming extensions in `crit` must be refused by a verifier that does
+  // not understand them, and this one understands none.
+  if ((header as Record<string, unknown>).crit !== undefined) return { ok: false, reason: "token is malformed" };
   const expected = hmac(key, `${head}.${body}`);
   const given = Buffer.from(sig, "base64url");
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {

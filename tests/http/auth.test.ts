@@ -85,6 +85,13 @@ describe("token verification", () => {
     await expect401(await withToken(token), "signing method is invalid");
   });
 
+  test("a crit header (an extension the verifier must understand) → 401 token is malformed, even well signed", async () => {
+    for (const crit of [["exp-ext"], [], "b64"]) {
+      const token = signJwt(good(), TEST_KEY, { alg: "HS256", typ: "JWT", crit, "exp-ext": 1 });
+      await expect401(await withToken(token), "token is malformed");
+    }
+  });
+
   test("alg HS512 → 401 signing method is invalid", async () => {
     const token = signJwt(good(), TEST_KEY, { alg: "HS512", typ: "JWT" });
     await expect401(await withToken(token), "signing method is invalid");
