@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { isValidFilename } from "../domain/filename.ts";
 import { MAX_RECIPIENTS, MAX_TOPIC_BYTES } from "../domain/limits.ts";
-import { isValidMediaType } from "../domain/media-type.ts";
+import { isValidMediaType, parseMediaType } from "../domain/media-type.ts";
 import { parseProfile, PROFILES } from "../domain/profile.ts";
 import { address, addressList, count, firstValue, issue, messageId, optionalAddressList } from "./fields.ts";
 
@@ -24,6 +24,20 @@ const text = (error: string, valid: (s: string) => boolean, description: string)
     .nullish()
     .transform((v) => v ?? "")
     .meta({ description });
+
+export const CHARSET_MISMATCH = "type's charset must be utf-8: data is stored as UTF-8";
+
+/**
+ * `data` is JSON text, stored as its UTF-8 bytes: a `charset` parameter in `type` must say so
+ * (utf-8, or us-ascii when every character is ASCII). Any other would label the stored bytes
+ * wrongly, and every reader (recipients, remote hosts, this server's thread view) would show
+ * "café" as "cafÃ©". A type without a charset, or an invalid one (refused on its own), passes here.
+ */
+function charsetFits(type: string, data: string): boolean {
+  const charset = parseMediaType(type)?.params.find(([name]) => name === "charset")?.[1].toLowerCase();
+  if (charset === undefined || charset === "utf-8" || charset === "utf8") return true;
+  return (charset === "us-ascii" || charset === "ascii") && /^[\x00-\x7f]*$/.test(data);
+}
 
 export const MessageBody = z
   .object(
@@ -67,6 +81,7 @@ export const MessageBody = z
     // PostgreSQL's text cannot hold U+0000 (the body can: it is a file).
     if (m.topic.includes("\u0000")) ctx.addIssue({ code: "custom", message: "topic must not contain the NUL character", path: ["topic"] });
     if (m.pid !== null && m.topic !== "") ctx.addIssue({ code: "custom", message: "topic must be empty when pid is given", path: ["topic"] });
+    if (!charsetFits(m.type, m.data)) ctx.addIssue({ code: "custom", message: CHARSET_MISMATCH, path: ["type"] });
   })
   .transform(({ size: _ignored, ...m }) => m)
   .meta({ id: "MessageInput", description: "A draft: every field of the message a client chooses. Unknown fields are ignored." });

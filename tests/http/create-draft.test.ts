@@ -152,6 +152,35 @@ describe("POST /fmsg refusals change nothing", () => {
   });
 });
 
+describe("type's charset and the UTF-8 body", () => {
+  const TEXT = "type's charset must be utf-8: data is stored as UTF-8";
+
+  test.each([
+    ["text/plain; charset=iso-8859-1", "café"],
+    ["text/plain; charset=utf-16", "hi"],
+    ['text/plain; charset="windows-1252"', "x"],
+    ["text/plain; charset=us-ascii", "café"],
+  ])("%s with %p → 400, nothing written; the same on PUT", async (type, data) => {
+    const before = await snapshot(s);
+    expect(await errorOf(await s.request("POST", "/fmsg", { json: draft(ALICE, [BOB], { type, data }) }))).toEqual({ status: 400, error: TEXT });
+    expect(await snapshot(s)).toBe(before);
+    const id = await createDraft(s, ALICE, [BOB]);
+    expect(await errorOf(await s.request("PUT", `/fmsg/${id}`, { json: draft(ALICE, [BOB], { type, data }) }))).toEqual({ status: 400, error: TEXT });
+  });
+
+  test.each([
+    ["text/plain; charset=UTF-8", "café"],
+    ["text/plain; charset=utf8", "café"],
+    ["text/plain; charset=us-ascii", "plain"],
+    ["text/markdown", "café"],
+  ])("%s with %p → 201, served back as sent", async (type, data) => {
+    const res = await s.request("POST", "/fmsg", { json: draft(ALICE, [BOB], { type, data }) });
+    expect(res.status).toBe(201);
+    const { id } = (await res.json()) as { id: number };
+    expect(await (await s.request("GET", `/fmsg/${id}/data`)).text()).toBe(data);
+  });
+});
+
 describe("FMSG_DOMAIN", () => {
   let local: TestServer;
   beforeAll(async () => {
