@@ -1,19 +1,20 @@
 // A message's thread (docs/API.md §10.3): its ancestors by pid, root first, then itself — as text or as message objects.
+import { open, type FileHandle } from "node:fs/promises";
 import type { MessageJson } from "../contract/responses.ts";
 import { currentBody } from "../db/messages.ts";
 import { threadChain, type ThreadEntry } from "../db/threads.ts";
 import { forbidden } from "../domain/errors.ts";
 import {
-  bodyText,
+  bodyTextPieces,
   DATA_MISSING_NOTE,
   entryHeader,
-  entryText,
   isThreadText,
   nonTextNote,
   NOT_VISIBLE_NOTE,
   truncatedNote,
 } from "../domain/thread-text.ts";
-import { fileSize, readHead } from "../storage/file-info.ts";
+import { insideReal, resolvedInside } from "../storage/data-dir.ts";
+import { absentOrFault, fileSize } from "../storage/file-info.ts";
 import { messageNotFound } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 import { readDraftsAgain, shapeMessage } from "./read-messages.ts";
@@ -47,25 +48,63 @@ export async function threadText(deps: ThreadDeps, identity: string, id: number)
 
 async function* entries(deps: ThreadDeps, chain: ThreadEntry[]): AsyncGenerator<string> {
   for (const [i, e] of chain.entries()) {
-    // Entries are separated by one blank line; the text ends with a line break.
-    yield `${i === 0 ? "" : "\n"}${entryText(entryHeader(e.from_addr, e.time_sent), await contentOf(deps, e))}\n`;
+    // Entries are separated by one blank line; the text ends with a line break. The header, then
+    // the body or note (after a line break) unless there is nothing to show.
+    yield `${i === 0 ? "" : "\n"}${entryHeader(e.from_addr, e.time_sent)}`;
+    let first = true;
+    for await (const piece of contentOf(deps, e)) {
+      yield first ? `\n${piece}` : piece;
+      first = false;
+    }
+    yield "\n";
   }
 }
 
-async function contentOf(deps: ThreadDeps, e: ThreadEntry): Promise<string> {
-  if (!e.visible) return NOT_VISIBLE_NOTE;
+/** Bytes read at a time from a body: what a slow reader holds per connection, not the whole body. */
+const CHUNK = 64 * 1024;
+
+/** The stored file, opened now (a later replacement of a draft's body does not reach it); null when it is missing. */
+async function openBody(dataDir: string, filepath: string): Promise<FileHandle | null> {
+  // A row pointing outside the data directory is never followed.
+  if (resolvedInside(dataDir, filepath) === null) return null;
+  try {
+    return await open(await insideReal(dataDir, filepath), "r");
+  } catch (err) {
+    return absentOrFault(err);
+  }
+}
+
+async function* chunksOf(fh: FileHandle, length: number): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < length; ) {
+    const want = Math.min(CHUNK, length - at);
+    const { bytesRead, buffer } = await fh.read(new Uint8Array(want), 0, want, at);
+    if (bytesRead === 0) return;
+    at += bytesRead;
+    yield buffer.subarray(0, bytesRead);
+  }
+}
+
+/** An entry's body as text pieces, or the note that stands for it; nothing for an empty body. */
+async function* contentOf(deps: ThreadDeps, e: ThreadEntry): AsyncGenerator<string> {
+  if (!e.visible) return yield NOT_VISIBLE_NOTE;
   if (!isThreadText(e.type)) {
     // As in the message object: a body fmsgd stored decompressed is as long as its file.
     const size = e.is_deflate ? ((await fileSize(deps.dataDir, e.filepath)) ?? e.size) : e.size;
-    return nonTextNote(e.type, size);
+    return yield nonTextNote(e.type, size);
   }
-  // Bodies this API stores are at most FMSG_API_MAX_DATA_SIZE; one received (and decompressed) may
-  // be longer, and is cut there.
   // A draft's file may have been replaced (and the old one removed) since the chain was read.
-  const head =
-    (await readHead(deps.dataDir, e.filepath, deps.maxDataBytes)) ??
-    (e.time_sent === null ? await readHead(deps.dataDir, (await currentBody(deps.sql, e.id))?.filepath ?? e.filepath, deps.maxDataBytes) : null);
-  if (!head) return DATA_MISSING_NOTE;
-  const text = bodyText(e.type, head.bytes, head.truncated);
-  return head.truncated ? `${text}\n${truncatedNote(deps.maxDataBytes)}` : text;
+  const fh =
+    (await openBody(deps.dataDir, e.filepath)) ??
+    (e.time_sent === null ? await openBody(deps.dataDir, (await currentBody(deps.sql, e.id))?.filepath ?? e.filepath) : null);
+  if (!fh) return yield DATA_MISSING_NOTE;
+  try {
+    // Bodies this API stores are at most FMSG_API_MAX_DATA_SIZE; one received (and decompressed)
+    // may be longer, and is cut there. The open file does not change: its size holds.
+    const size = Number((await fh.stat()).size);
+    const truncated = size > deps.maxDataBytes;
+    yield* bodyTextPieces(e.type, chunksOf(fh, Math.min(size, deps.maxDataBytes)), truncated);
+    if (truncated) yield `\n${truncatedNote(deps.maxDataBytes)}`;
+  } finally {
+    await fh.close().catch(() => {});
+  }
 }
