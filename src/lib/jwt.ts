@@ -45,8 +45,11 @@ export function verifyJwt(token: string, key: Uint8Array, nowSeconds: number, ma
   // RFC 7515 4.1.11: a token naming extensions in `crit` must be refused by a verifier that does
   // not understand them, and this one understands none.
   if ((header as Record<string, unknown>).crit !== undefined) return { ok: false, reason: "token is malformed" };
-  const expected = hmac(key, `${head}.${body}`);
-  const given = Buffer.from(sig, "base64url");
+  // Compared as text: base64url has more than one spelling of the same bytes (the last character's
+  // unused low bits), and only the canonical one is this token; others are distinct strings that
+  // would each take a place in the caches keyed by token.
+  const expected = Buffer.from(b64url(hmac(key, `${head}.${body}`)));
+  const given = Buffer.from(sig);
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     return { ok: false, reason: "signature is invalid" };
   }
