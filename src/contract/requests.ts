@@ -28,15 +28,22 @@ const text = (error: string, valid: (s: string) => boolean, description: string)
 export const CHARSET_MISMATCH = "type's charset must be utf-8: data is stored as UTF-8";
 
 /**
- * `data` is JSON text, stored as its UTF-8 bytes: a `charset` parameter in `type` must say so
- * (utf-8, or us-ascii when every character is ASCII). Any other would label the stored bytes
- * wrongly, and every reader (recipients, remote hosts, this server's thread view) would show
- * "café" as "cafÃ©". A type without a charset, or an invalid one (refused on its own), passes here.
+ * `data` is JSON text, stored as its UTF-8 bytes: a `charset` parameter in `type` must describe
+ * those bytes, that is, read them back as `data` (always so for utf-8; for an ASCII-compatible
+ * charset such as iso-8859-1 when `data` is ASCII). Otherwise every reader (recipients, remote
+ * hosts, this server's thread view) would show "café" as "cafÃ©". A type without a charset, a
+ * label no decoder knows (readers fall back to UTF-8) or an invalid type (refused on its own) pass.
  */
 function charsetFits(type: string, data: string): boolean {
-  const charset = parseMediaType(type)?.params.find(([name]) => name === "charset")?.[1].toLowerCase();
-  if (charset === undefined || charset === "utf-8" || charset === "utf8") return true;
-  return (charset === "us-ascii" || charset === "ascii") && /^[\x00-\x7f]*$/.test(data);
+  const charset = parseMediaType(type)?.params.find(([name]) => name === "charset")?.[1];
+  if (charset === undefined) return true;
+  let decoder: TextDecoder;
+  try {
+    decoder = new TextDecoder(charset as ConstructorParameters<typeof TextDecoder>[0]);
+  } catch {
+    return true;
+  }
+  return decoder.encoding === "utf-8" || decoder.decode(new TextEncoder().encode(data)) === data;
 }
 
 export const MessageBody = z
