@@ -24,6 +24,13 @@ export type PoolOptions = {
 export const MAX_PIPELINE = 1;
 /** Connecting to a database that does not answer fails after this long (seconds), not a minute. */
 const CONNECT_TIMEOUT_SECONDS = 5;
+/**
+ * A query still unanswered this long past statement_timeout means a database that stopped answering
+ * with its sockets open (stopped, frozen, cut off without a reset): its connection is closed, the
+ * query fails as CONNECTION_CLOSED (503) and the pool connects anew. Without it the request waited
+ * until TCP gave up, minutes later (the answer_timeout of patches/postgres@3.4.9.patch).
+ */
+const ANSWER_MARGIN_SECONDS = 5;
 /** A transaction left idle (a request stuck on the disk between statements) is ended by PostgreSQL. */
 export const IDLE_IN_TRANSACTION_MS = 60_000;
 
@@ -58,6 +65,8 @@ export function openPool(opts: PoolOptions): Sql {
     // after an outage, queries and the re-listen would wait that long. Capped at 0.5 s.
     backoff: reconnectDelaySeconds,
     connect_timeout: CONNECT_TIMEOUT_SECONDS,
+    // Only where statement_timeout bounds a slow query (not the embedded database).
+    ...(opts.statementTimeoutMs ? { answer_timeout: opts.statementTimeoutMs / 1000 + ANSWER_MARGIN_SECONDS } : {}),
     onnotice: () => {},
     prepare: opts.prepare ?? true,
     // ids are int8: JSON numbers for clients (docs/API.md "The basics"); below 2^53 in any real host.

@@ -1,4 +1,4 @@
-// A TCP proxy in front of PostgreSQL that can lose a COMMIT's answer: once armed, it lets a chosen
+// A TCP proxy in front of PostgreSQL that can lose a COMMIT's answer, or stall: once armed, it lets a chosen
 // command complete inside PostgreSQL and then cuts the connection before the answer (from that
 // CommandComplete through ReadyForQuery) reaches the client. What a terminated backend, a restart
 // or a network drop at that instant does to the server; here on demand.
@@ -15,6 +15,12 @@ export type CutProxy = {
    * an address only this request uses): other queries that run meanwhile are left alone.
    */
   arm(tag: string, opts?: { skip?: number; marker?: string }): Promise<void>;
+  /**
+   * A database that stops answering with its sockets open (SIGSTOP, a frozen VM, a partition
+   * without a reset): nothing passes either way, on any connection, old or new, until `resume()`,
+   * which lets what waited through.
+   */
+  stall(): () => void;
   stop(): void;
 };
 
@@ -49,6 +55,9 @@ const decoder = new TextDecoder();
 
 export async function startCutProxy(target: { host: string; port: number }): Promise<CutProxy> {
   let armed: Armed | null = null;
+  let stalled: (() => void)[] | null = null;
+  /** Runs `pass` now, or once the stall is over. */
+  const whenFlowing = (pass: () => void) => (stalled ? stalled.push(pass) : pass());
   const server = createServer((client) => {
     const upstream = connect(target.port, target.host);
     const splitter = new MessageSplitter();
@@ -60,12 +69,15 @@ export async function startCutProxy(target: { host: string; port: number }): Pro
       client.destroy();
       upstream.destroy();
     };
-    client.on("data", (chunk: Buffer) => {
-      if (closed) return;
-      if (armed?.marker && chunk.includes(armed.marker)) marked = true;
-      upstream.write(chunk);
-    });
-    upstream.on("data", (chunk: Buffer) => {
+    client.on("data", (chunk: Buffer) =>
+      whenFlowing(() => {
+        if (closed) return;
+        if (armed?.marker && chunk.includes(armed.marker)) marked = true;
+        upstream.write(chunk);
+      }),
+    );
+    upstream.on("data", (chunk: Buffer) => whenFlowing(() => fromServer(chunk)));
+    const fromServer = (chunk: Buffer) => {
       for (const m of splitter.push(chunk)) {
         if (closed) return;
         const type = String.fromCharCode(m[0]!);
@@ -86,7 +98,7 @@ export async function startCutProxy(target: { host: string; port: number }): Pro
           return;
         }
       }
-    });
+    };
     client.on("close", close);
     upstream.on("close", close);
     client.on("error", close);
@@ -97,6 +109,14 @@ export async function startCutProxy(target: { host: string; port: number }): Pro
   return {
     url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
     arm: (tag, opts = {}) => new Promise<void>((cut) => (armed = { tag, skip: opts.skip ?? 0, marker: opts.marker ?? null, cut })),
+    stall: () => {
+      stalled ??= [];
+      return () => {
+        const waiting = stalled ?? [];
+        stalled = null;
+        for (const pass of waiting) pass();
+      };
+    },
     stop: () => server.close(),
   };
 }
