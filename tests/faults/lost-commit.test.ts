@@ -5,25 +5,21 @@
 // with nothing saved.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { within } from "../helpers/poll.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import type { TestDatabase } from "../helpers/db.ts";
 import { ALICE, BOB, createDraft, errorOf, sentMessage } from "../helpers/messages.ts";
-import { startCutProxy, type CutProxy } from "../helpers/pg-cut-proxy.ts";
-import { draft, EMBEDDED, startTestServer, type TestServer } from "../helpers/server.ts";
+import { serverBehindProxy, type BehindProxy, type CutProxy } from "../helpers/pg-cut-proxy.ts";
+import { draft, EMBEDDED, type TestServer } from "../helpers/server.ts";
 
 describe.skipIf(EMBEDDED)("a lost COMMIT answer (PostgreSQL behind a proxy that cuts it)", () => {
   let db: TestDatabase;
   let proxy: CutProxy;
   let s: TestServer;
+  let setup: BehindProxy;
   beforeAll(async () => {
-    db = await createTestDatabase();
-    proxy = await startCutProxy({ host: "127.0.0.1", port: Number(new URL(db.url).port || 5432) });
-    s = await startTestServer({ database: { ...db, url: proxy.url(db.name) } });
+    setup = await serverBehindProxy();
+    ({ db, proxy, s } = setup);
   });
-  afterAll(async () => {
-    await s?.stop();
-    proxy?.stop();
-    await db?.drop();
-  });
+  afterAll(() => setup?.stop());
 
   /** `request` with the connection cut once `tag` has completed (see CutProxy.arm). */
   async function cutAfter(tag: string, request: () => Promise<Response>, opts: { skip?: number; marker?: string } = {}): Promise<Response> {

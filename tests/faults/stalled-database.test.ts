@@ -3,29 +3,22 @@
 // it: a query unanswered past statement_timeout + 5 s closes its connection, and the request is
 // answered 503. Before, requests hung for the whole stall and were then cut off with no answer.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import type { TestDatabase } from "../helpers/db.ts";
 import { ALICE, BOB, errorOf } from "../helpers/messages.ts";
 import { until } from "../helpers/poll.ts";
-import { startCutProxy, type CutProxy } from "../helpers/pg-cut-proxy.ts";
-import { draft, EMBEDDED, startTestServer, type TestServer } from "../helpers/server.ts";
+import { serverBehindProxy, type BehindProxy, type CutProxy } from "../helpers/pg-cut-proxy.ts";
+import { draft, EMBEDDED, type TestServer } from "../helpers/server.ts";
 
 describe.skipIf(EMBEDDED)("a stalled database (PostgreSQL behind a proxy that stops passing bytes)", () => {
   let db: TestDatabase;
   let proxy: CutProxy;
   let s: TestServer;
+  let setup: BehindProxy;
   beforeAll(async () => {
-    db = await createTestDatabase();
-    proxy = await startCutProxy({ host: "127.0.0.1", port: Number(new URL(db.url).port || 5432) });
-    s = await startTestServer({
-      database: { ...db, url: proxy.url(db.name) },
-      env: { FMSG_API_DB_STATEMENT_TIMEOUT_MS: "1000", FMSG_API_DB_LOCK_TIMEOUT_MS: "500" },
-    });
+    setup = await serverBehindProxy({ FMSG_API_DB_STATEMENT_TIMEOUT_MS: "1000", FMSG_API_DB_LOCK_TIMEOUT_MS: "500" });
+    ({ db, proxy, s } = setup);
   });
-  afterAll(async () => {
-    await s?.stop();
-    proxy?.stop();
-    await db?.drop();
-  });
+  afterAll(() => setup?.stop());
 
   test("a read and a write during the stall → 503 database unavailable, nothing saved; served again after it", async () => {
     expect((await s.request("GET", "/fmsg", { as: ALICE })).status).toBe(200);

@@ -3,6 +3,8 @@
 // CommandComplete through ReadyForQuery) reaches the client. What a terminated backend, a restart
 // or a network drop at that instant does to the server; here on demand.
 import { connect, createServer, type AddressInfo } from "node:net";
+import { createTestDatabase, type TestDatabase } from "./db.ts";
+import { startTestServer, type TestServer } from "./server.ts";
 
 type Armed = { tag: string; skip: number; marker: string | null; cut: () => void };
 
@@ -118,5 +120,24 @@ export async function startCutProxy(target: { host: string; port: number }): Pro
       };
     },
     stop: () => server.close(),
+  };
+}
+
+export type BehindProxy = { db: TestDatabase; proxy: CutProxy; s: TestServer; stop(): Promise<void> };
+
+/** A fresh database, a proxy in front of it, and a test server that reaches the database only through it. */
+export async function serverBehindProxy(env: Record<string, string> = {}): Promise<BehindProxy> {
+  const db = await createTestDatabase();
+  const proxy = await startCutProxy({ host: "127.0.0.1", port: Number(new URL(db.url).port || 5432) });
+  const s = await startTestServer({ database: { ...db, url: proxy.url(db.name) }, env });
+  return {
+    db,
+    proxy,
+    s,
+    async stop() {
+      await s.stop();
+      proxy.stop();
+      await db.drop();
+    },
   };
 }
