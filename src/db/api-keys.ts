@@ -109,10 +109,27 @@ export async function apiKeyState(sql: Sql, keyId: string): Promise<ApiKeyState 
   return row ? { rotatedAt: row.rotated_at, revokedAt: row.revoked_at, expiresAt: row.expires_at } : null;
 }
 
-/** Records a use; at most one write a minute per key, since exchanges of one client can come in bursts. */
+/** Keys whose use is being recorded right now: one write per key at a time. */
+const touching = new Set<string>();
+
+/**
+ * Records a use; at most one write a minute per key, since exchanges of one client can come in
+ * bursts. Bookkeeping only, so it never waits: a row locked elsewhere (a rotate, a revoke) is
+ * skipped, not waited for. Waiting, each exchange of a burst held a pool connection for the lock
+ * timeout; ten filled the pool, and unrelated requests and the listener's heartbeat queued behind.
+ */
 export async function touchApiKey(sql: Sql, keyId: string): Promise<void> {
-  await sql`
-    update fmsg_api_key set last_used_at = now()
-    where key_id = ${keyId} and (last_used_at is null or last_used_at < now() - interval '1 minute')
-  `;
+  if (touching.has(keyId)) return;
+  touching.add(keyId);
+  try {
+    await sql`
+      update fmsg_api_key set last_used_at = now()
+      where key_id = (
+        select key_id from fmsg_api_key
+        where key_id = ${keyId} and (last_used_at is null or last_used_at < now() - interval '1 minute')
+        for update skip locked)
+    `;
+  } finally {
+    touching.delete(keyId);
+  }
 }
