@@ -47,58 +47,126 @@ export class JsonShapeGuard {
 const tooMany = () => new ApiError(400, "request body holds too many values");
 
 /**
- * Bytes of JSON bodies this process holds at once, read or being handled. A body is held about four
+ * Bytes of JSON bodies this process holds at once, read or being handled. A body is held several
  * times over while it is handled (the bytes, the decoded text, the request rebuilt from it, the
- * parsed value), so 32 MiB of bodies cost ~130 MiB. Without a bound, 20 bodies of 21 MiB sent
- * together took the RSS from 90 to 950 MiB (probe B), on hosts sized for 512 MiB–1 GiB.
+ * parsed value): with this bound, 10 to 300 concurrent 21 MiB bodies peaked at 250–440 MiB RSS
+ * (probe F). Without one, 20 of them took the RSS from 90 to 950 MiB (probe B), on hosts sized
+ * for 512 MiB–1 GiB.
  */
 export const JSON_BODY_BUDGET_BYTES = 32 * 1024 * 1024;
 /** How long a body waits for room before it is refused with 503 `server busy`. */
 export const JSON_BODY_WAIT_MS = 10_000;
 
-/** A count of bytes shared first come, first served; a claim larger than the whole waits until it is alone. */
+/**
+ * A count of bytes shared first come, first served, with a cap per holder (an identity): one
+ * holder's claims beyond its cap wait for its own room, out of everyone else's way. A claim larger
+ * than the cap (or the whole) takes all of it, once it is alone.
+ */
 export class ByteBudget {
   private used = 0;
-  private readonly waiting: { bytes: number; admit: () => void }[] = [];
+  private readonly byHolder = new Map<string, number>();
+  /** Claims that fit their holder's cap, waiting for room in the whole, in order. */
+  private readonly waiting: { holder: string; bytes: number; admit: () => void }[] = [];
+  /** Claims waiting for room within their own holder's cap. */
+  private readonly holderWaiting = new Map<string, { bytes: number; enter: () => void }[]>();
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    private readonly perHolder = capacity,
+  ) {}
 
-  /** Takes `bytes` (at most the capacity: what to give back), waiting up to `waitMs`; null when there was no room in time. */
-  async take(bytes: number, waitMs: number): Promise<number | null> {
-    const n = Number.isFinite(bytes) && bytes >= 0 ? Math.min(bytes, this.capacity) : this.capacity;
-    if (this.waiting.length === 0 && this.used + n <= this.capacity) {
-      this.used += n;
-      return n;
-    }
+  /** Takes `bytes` for `holder` (at most its cap: what to give back), waiting up to `waitMs`; null when there was no room in time. */
+  async take(holder: string, bytes: number, waitMs: number): Promise<number | null> {
+    const n = Number.isFinite(bytes) && bytes >= 0 ? Math.min(bytes, this.perHolder, this.capacity) : Math.min(this.perHolder, this.capacity);
     return new Promise<number | null>((resolve) => {
+      let done = false;
+      const timer = setTimeout(() => {
+        done = true;
+        this.forget(holder, entry, own);
+        resolve(null);
+        this.admit(); // a claim giving up may let others in
+      }, waitMs);
       const entry = {
+        holder,
         bytes: n,
         admit: () => {
           clearTimeout(timer);
+          done = true;
           this.used += n;
           resolve(n);
         },
       };
-      const timer = setTimeout(() => {
-        this.waiting.splice(this.waiting.indexOf(entry), 1);
-        resolve(null);
-        this.admitWaiting(); // a large claim giving up may let smaller ones behind it in
-      }, waitMs);
-      this.waiting.push(entry);
+      const own = { bytes: n, enter: () => !done && (this.waiting.push(entry), this.admit()) };
+      // The holder's own queue first: a holder at its cap waits there, not in everyone's way.
+      const queue = this.holderWaiting.get(holder) ?? [];
+      queue.push(own);
+      this.holderWaiting.set(holder, queue);
+      this.enterFrom(holder);
     });
   }
 
-  give(bytes: number): void {
+  give(holder: string, bytes: number): void {
     this.used -= bytes;
-    this.admitWaiting();
+    const left = (this.byHolder.get(holder) ?? 0) - bytes;
+    if (left > 0) this.byHolder.set(holder, left);
+    else this.byHolder.delete(holder);
+    this.enterFrom(holder);
+    this.admit();
   }
 
-  private admitWaiting(): void {
-    while (this.waiting.length > 0 && this.used + this.waiting[0]!.bytes <= this.capacity) this.waiting.shift()!.admit();
+  /** Moves the holder's next claims into the common queue while they fit its cap. */
+  private enterFrom(holder: string): void {
+    const queue = this.holderWaiting.get(holder);
+    while (queue && queue.length > 0) {
+      const next = queue[0]!;
+      const holding = this.byHolder.get(holder) ?? 0;
+      if (holding > 0 && holding + next.bytes > this.perHolder) return;
+      queue.shift();
+      this.byHolder.set(holder, holding + next.bytes);
+      next.enter();
+    }
+    this.holderWaiting.delete(holder);
+  }
+
+  private forget(holder: string, entry: { bytes: number }, own: { bytes: number }): void {
+    const queue = this.holderWaiting.get(holder);
+    const at = queue?.indexOf(own as never) ?? -1;
+    if (at >= 0) {
+      queue!.splice(at, 1); // still waiting for its holder's room: nothing was counted
+      return;
+    }
+    const common = this.waiting.indexOf(entry as never);
+    if (common >= 0) this.waiting.splice(common, 1);
+    // Counted against its holder when it entered the common queue: given back.
+    const left = (this.byHolder.get(holder) ?? 0) - entry.bytes;
+    if (left > 0) this.byHolder.set(holder, left);
+    else this.byHolder.delete(holder);
+    this.enterFrom(holder);
+  }
+
+  private admit(): void {
+    while (this.waiting.length > 0 && (this.used === 0 || this.used + this.waiting[0]!.bytes <= this.capacity)) this.waiting.shift()!.admit();
   }
 }
 
-const jsonBudget = new ByteBudget(JSON_BODY_BUDGET_BYTES);
+/**
+ * What one identity may hold of it: as much as the largest body a route takes by default
+ * (2 × 10 MiB of data + 1 MiB), so a single client, however slow, always leaves room for others.
+ */
+export const JSON_BODY_PER_IDENTITY_BYTES = 21 * 1024 * 1024;
+
+const jsonBudget = new ByteBudget(JSON_BODY_BUDGET_BYTES, JSON_BODY_PER_IDENTITY_BYTES);
+
+/**
+ * The Content-Length as a number, or a 400: one length, or the same one repeated (RFC 9110 lets a
+ * proxy merge duplicates into "N, N"). Read as a number, "N, N" was NaN, which passed the size
+ * check and claimed the whole budget: a 1 GiB body to a 256 KiB route was read (probe F).
+ */
+function declaredLength(header: string): number {
+  const parts = header.split(",").map((p) => p.trim());
+  if (!parts.every((p) => /^\d{1,15}$/.test(p) && p === parts[0])) throw new ApiError(400, "invalid Content-Length");
+  return Number(parts[0]);
+}
 
 export type JsonBodyOptions = {
   maxBytes: number;
@@ -119,11 +187,13 @@ export function boundedJsonBody(opts: JsonBodyOptions): MiddlewareHandler {
     if (opts.params) refuseInvalid(opts.params.safeParse(c.req.param()));
     const type = c.req.header("content-type") ?? "";
     if (!JSON_TYPE.test(type.trim())) throw new ApiError(415, "content type must be application/json");
-    const declared = c.req.header("content-length");
-    if (declared !== undefined && Number(declared) > opts.maxBytes) throw new ApiError(413, opts.tooLarge);
+    const header = c.req.header("content-length");
+    const declared = header === undefined ? undefined : declaredLength(header);
+    if (declared !== undefined && declared > opts.maxBytes) throw new ApiError(413, opts.tooLarge);
     // Room for the body before a byte of it is read: a declared one as large as it says, one
     // without a length as large as it may grow. Held until the route is done with it.
-    const held = await jsonBudget.take(declared !== undefined ? Number(declared) : opts.maxBytes, JSON_BODY_WAIT_MS);
+    const holder: string = c.get("identity") ?? "";
+    const held = await jsonBudget.take(holder, declared ?? opts.maxBytes, JSON_BODY_WAIT_MS);
     if (held === null) throw new ApiError(503, "server busy", { "Retry-After": RETRY_AFTER_SECONDS });
     try {
       const raw = c.req.raw;
@@ -135,7 +205,7 @@ export function boundedJsonBody(opts: JsonBodyOptions): MiddlewareHandler {
       c.req.raw = new Request(raw.url, { method: raw.method, headers, body: text, signal: raw.signal });
       await next();
     } finally {
-      jsonBudget.give(held);
+      jsonBudget.give(holder, held);
     }
   };
 }
