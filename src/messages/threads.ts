@@ -92,18 +92,31 @@ async function* contentOf(deps: ThreadDeps, e: ThreadEntry): AsyncGenerator<stri
     const size = e.is_deflate ? ((await fileSize(deps.dataDir, e.filepath)) ?? e.size) : e.size;
     return yield nonTextNote(e.type, size);
   }
-  // A draft's file may have been replaced (and the old one removed) since the chain was read.
-  const fh =
-    (await openBody(deps.dataDir, e.filepath)) ??
-    (e.time_sent === null ? await openBody(deps.dataDir, (await currentBody(deps.sql, e.id))?.filepath ?? e.filepath) : null);
+  // The answer is already on its way (200): a body that cannot be read now (out of file
+  // descriptors, a failing disk) is shown as not available rather than cutting the text short.
+  let fh: FileHandle | null;
+  try {
+    // A draft's file may have been replaced (and the old one removed) since the chain was read.
+    fh =
+      (await openBody(deps.dataDir, e.filepath)) ??
+      (e.time_sent === null ? await openBody(deps.dataDir, (await currentBody(deps.sql, e.id))?.filepath ?? e.filepath) : null);
+  } catch {
+    fh = null;
+  }
   if (!fh) return yield DATA_MISSING_NOTE;
+  let shown = false;
   try {
     // Bodies this API stores are at most FMSG_API_MAX_DATA_SIZE; one received (and decompressed)
     // may be longer, and is cut there. The open file does not change: its size holds.
     const size = Number((await fh.stat()).size);
     const truncated = size > deps.maxDataBytes;
-    yield* bodyTextPieces(e.type, chunksOf(fh, Math.min(size, deps.maxDataBytes)), truncated);
+    for await (const piece of bodyTextPieces(e.type, chunksOf(fh, Math.min(size, deps.maxDataBytes)), truncated)) {
+      shown = true;
+      yield piece;
+    }
     if (truncated) yield `\n${truncatedNote(deps.maxDataBytes)}`;
+  } catch {
+    yield shown ? `\n${DATA_MISSING_NOTE}` : DATA_MISSING_NOTE;
   } finally {
     await fh.close().catch(() => {});
   }

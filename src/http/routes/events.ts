@@ -9,7 +9,7 @@ import { KEY_SWEEP_MS } from "../../realtime/inbox-sockets.ts";
 import { type InboxWaiters, LEFT } from "../../realtime/inbox-waiters.ts";
 import type { MintedTokenCheck } from "../api-key-tokens.ts";
 import type { AppEnv } from "../app-env.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, unauthorized } from "../errors.ts";
 import { answers, BEARER } from "../openapi.ts";
 import { tokenStanding } from "../token-standing.ts";
 import { refuseInvalid } from "../validation.ts";
@@ -80,6 +80,9 @@ export function eventRoutes(deps: EventRouteDeps) {
       // The stream is ended by the client, a failed write, or shutdown; heartbeats keep it busy.
       extendRequestTimeout(c, 0);
       const standing = tokenStanding(c, deps.mintedTokens);
+      // Accepted within the 10 s leeway past its exp, a token would open a stream that ends at once;
+      // a client reconnecting in a loop is told instead.
+      if (Date.now() >= standing.expiresAt) throw unauthorized("token is expired");
       return streamSSE(c, async (out) => {
         const gone = new AbortController();
         out.onAbort(() => gone.abort());
