@@ -4,7 +4,7 @@ import { open, type FileHandle } from "node:fs/promises";
 import { contentDisposition } from "../domain/filename.ts";
 import { downloadContentType } from "../domain/media-type.ts";
 import { insideReal } from "../storage/data-dir.ts";
-import { absentOrFault, fileInfo, infoOf, type FileInfo } from "../storage/file-info.ts";
+import { absentOrFault, fileInfo, infoOf, piecesOf, type FileInfo } from "../storage/file-info.ts";
 import { ApiError } from "./errors.ts";
 
 const bytes = { "*/*": { schema: { type: "string" as const, contentMediaType: "application/octet-stream" } } };
@@ -108,19 +108,17 @@ async function handleSource(path: string): Promise<Source | null> {
           close();
         }
       }
-      let at = start;
+      const pieces = piecesOf(fh, start, end + 1 - start, CHUNK);
       return new ReadableStream<Uint8Array>({
         async pull(controller) {
           try {
-            const want = Math.min(CHUNK, end + 1 - at);
-            const { bytesRead, buffer } = want > 0 ? await fh.read(new Uint8Array(want), 0, want, at) : { bytesRead: 0, buffer: null };
-            if (bytesRead === 0 || buffer === null) {
+            const next = await pieces.next();
+            if (next.done) {
               close();
               controller.close();
               return;
             }
-            at += bytesRead;
-            controller.enqueue(buffer.subarray(0, bytesRead));
+            controller.enqueue(next.value);
           } catch (err) {
             close();
             controller.error(err);

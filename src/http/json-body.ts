@@ -77,7 +77,8 @@ export class ByteBudget {
 
   /** Takes `bytes` for `holder` (at most its cap: what to give back), waiting up to `waitMs`; null when there was no room in time. */
   async take(holder: string, bytes: number, waitMs: number): Promise<number | null> {
-    const n = Number.isFinite(bytes) && bytes >= 0 ? Math.min(bytes, this.perHolder, this.capacity) : Math.min(this.perHolder, this.capacity);
+    const most = Math.min(this.perHolder, this.capacity);
+    const n = Number.isFinite(bytes) && bytes >= 0 ? Math.min(bytes, most) : most;
     return new Promise<number | null>((resolve) => {
       let done = false;
       const timer = setTimeout(() => {
@@ -107,11 +108,16 @@ export class ByteBudget {
 
   give(holder: string, bytes: number): void {
     this.used -= bytes;
+    this.unhold(holder, bytes);
+    this.admit();
+  }
+
+  /** Takes `bytes` off what `holder` holds, and lets its next claims in while they fit its cap. */
+  private unhold(holder: string, bytes: number): void {
     const left = (this.byHolder.get(holder) ?? 0) - bytes;
     if (left > 0) this.byHolder.set(holder, left);
     else this.byHolder.delete(holder);
     this.enterFrom(holder);
-    this.admit();
   }
 
   /** Moves the holder's next claims into the common queue while they fit its cap. */
@@ -138,10 +144,7 @@ export class ByteBudget {
     const common = this.waiting.indexOf(entry as never);
     if (common >= 0) this.waiting.splice(common, 1);
     // Counted against its holder when it entered the common queue: given back.
-    const left = (this.byHolder.get(holder) ?? 0) - entry.bytes;
-    if (left > 0) this.byHolder.set(holder, left);
-    else this.byHolder.delete(holder);
-    this.enterFrom(holder);
+    this.unhold(holder, entry.bytes);
   }
 
   private admit(): void {

@@ -1,5 +1,5 @@
 // A message's thread (docs/API.md §10.3): its ancestors by pid, root first, then itself — as text or as message objects.
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import type { MessageJson } from "../contract/responses.ts";
 import { currentBody } from "../db/messages.ts";
 import { threadChain, type ThreadEntry } from "../db/threads.ts";
@@ -13,8 +13,7 @@ import {
   NOT_VISIBLE_NOTE,
   truncatedNote,
 } from "../domain/thread-text.ts";
-import { insideReal, resolvedInside } from "../storage/data-dir.ts";
-import { absentOrFault, fileSize } from "../storage/file-info.ts";
+import { fileSize, openStored, piecesOf } from "../storage/file-info.ts";
 import { messageNotFound } from "./access.ts";
 import type { MessageDeps } from "./context.ts";
 import { readDraftsAgain, shapeMessage } from "./read-messages.ts";
@@ -63,27 +62,6 @@ async function* entries(deps: ThreadDeps, chain: ThreadEntry[]): AsyncGenerator<
 /** Bytes read at a time from a body: what a slow reader holds per connection, not the whole body. */
 const CHUNK = 64 * 1024;
 
-/** The stored file, opened now (a later replacement of a draft's body does not reach it); null when it is missing. */
-async function openBody(dataDir: string, filepath: string): Promise<FileHandle | null> {
-  // A row pointing outside the data directory is never followed.
-  if (resolvedInside(dataDir, filepath) === null) return null;
-  try {
-    return await open(await insideReal(dataDir, filepath), "r");
-  } catch (err) {
-    return absentOrFault(err);
-  }
-}
-
-async function* chunksOf(fh: FileHandle, length: number): AsyncGenerator<Uint8Array> {
-  for (let at = 0; at < length; ) {
-    const want = Math.min(CHUNK, length - at);
-    const { bytesRead, buffer } = await fh.read(new Uint8Array(want), 0, want, at);
-    if (bytesRead === 0) return;
-    at += bytesRead;
-    yield buffer.subarray(0, bytesRead);
-  }
-}
-
 /** An entry's body as text pieces, or the note that stands for it; nothing for an empty body. */
 async function* contentOf(deps: ThreadDeps, e: ThreadEntry): AsyncGenerator<string> {
   if (!e.visible) return yield NOT_VISIBLE_NOTE;
@@ -98,8 +76,8 @@ async function* contentOf(deps: ThreadDeps, e: ThreadEntry): AsyncGenerator<stri
   try {
     // A draft's file may have been replaced (and the old one removed) since the chain was read.
     fh =
-      (await openBody(deps.dataDir, e.filepath)) ??
-      (e.time_sent === null ? await openBody(deps.dataDir, (await currentBody(deps.sql, e.id))?.filepath ?? e.filepath) : null);
+      (await openStored(deps.dataDir, e.filepath)) ??
+      (e.time_sent === null ? await openStored(deps.dataDir, (await currentBody(deps.sql, e.id))?.filepath ?? e.filepath) : null);
   } catch {
     fh = null;
   }
@@ -110,7 +88,7 @@ async function* contentOf(deps: ThreadDeps, e: ThreadEntry): AsyncGenerator<stri
     // may be longer, and is cut there. The open file does not change: its size holds.
     const size = Number((await fh.stat()).size);
     const truncated = size > deps.maxDataBytes;
-    for await (const piece of bodyTextPieces(e.type, chunksOf(fh, Math.min(size, deps.maxDataBytes)), truncated)) {
+    for await (const piece of bodyTextPieces(e.type, piecesOf(fh, 0, Math.min(size, deps.maxDataBytes), CHUNK), truncated)) {
       shown = true;
       yield piece;
     }

@@ -1,6 +1,6 @@
 // Size and a strong validator of a stored file, read through the data-directory safety check.
 import type { BigIntStats } from "node:fs";
-import { stat } from "node:fs/promises";
+import { open, stat, type FileHandle } from "node:fs/promises";
 import { insideReal, resolvedInside, UnsafePathError } from "./data-dir.ts";
 import { storageError } from "./errors.ts";
 
@@ -60,5 +60,30 @@ export async function readHead(dataDir: string, filepath: string, maxBytes: numb
     return bytes.length > maxBytes ? { bytes: bytes.subarray(0, maxBytes), truncated: true } : { bytes, truncated: false };
   } catch (err) {
     return absentOrFault(err);
+  }
+}
+
+/** A stored file opened for reading; null when it is missing or outside the data directory (a failing disk throws). */
+export async function openStored(dataDir: string, filepath: string): Promise<FileHandle | null> {
+  // A row pointing outside the data directory is never followed.
+  if (resolvedInside(dataDir, filepath) === null) return null;
+  try {
+    return await open(await insideReal(dataDir, filepath), "r");
+  } catch (err) {
+    return absentOrFault(err);
+  }
+}
+
+/**
+ * `length` bytes of an open file from `start`, read `chunk` at a time (fewer when the file ends
+ * first): what a slow reader holds is one piece, not the file.
+ */
+export async function* piecesOf(fh: FileHandle, start: number, length: number, chunk: number): AsyncGenerator<Uint8Array> {
+  for (let at = start, end = start + length; at < end; ) {
+    const want = Math.min(chunk, end - at);
+    const { bytesRead, buffer } = await fh.read(new Uint8Array(want), 0, want, at);
+    if (bytesRead === 0) return;
+    at += bytesRead;
+    yield buffer.subarray(0, bytesRead);
   }
 }
